@@ -1,0 +1,41 @@
+"""hf_llama_nas: neural architecture search for Llama-family models, as a Hugging Face plugin.
+
+Importing the package registers its model types with the transformers Auto classes:
+`elastic_llama` (the super-network) and `llama_nas` (an extracted sub-network with per-layer MLP widths).
+"""
+
+from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
+
+from .errors import LlamaNASError, SearchSpaceError, SubnetError, UnsupportedModelError
+from .export import LlamaNASConfig, LlamaNASForCausalLM, LlamaNASModel, extract_subnetwork
+from .modeling import ElasticLlamaConfig, ElasticLlamaForCausalLM, ElasticLlamaModel
+from .search_space import ModelDims, SearchSpace, SubnetConfig
+
+__version__ = "0.1.0"
+
+AutoConfig.register(ElasticLlamaConfig.model_type, ElasticLlamaConfig, exist_ok=True)
+AutoModel.register(ElasticLlamaConfig, ElasticLlamaModel, exist_ok=True)
+AutoModelForCausalLM.register(ElasticLlamaConfig, ElasticLlamaForCausalLM, exist_ok=True)
+AutoConfig.register(LlamaNASConfig.model_type, LlamaNASConfig, exist_ok=True)
+AutoModel.register(LlamaNASConfig, LlamaNASModel, exist_ok=True)
+AutoModelForCausalLM.register(LlamaNASConfig, LlamaNASForCausalLM, exist_ok=True)
+# Saving a LlamaNAS model also writes its configuration/modeling files and `auto_map`, for trust_remote_code.
+LlamaNASConfig.register_for_auto_class()
+LlamaNASForCausalLM.register_for_auto_class("AutoModelForCausalLM")
+
+__all__ = [
+    "SearchSpace",
+    "SubnetConfig",
+    "ModelDims",
+    "ElasticLlamaConfig",
+    "ElasticLlamaModel",
+    "ElasticLlamaForCausalLM",
+    "LlamaNASConfig",
+    "LlamaNASModel",
+    "LlamaNASForCausalLM",
+    "extract_subnetwork",
+    "LlamaNASError",
+    "SearchSpaceError",
+    "SubnetError",
+    "UnsupportedModelError",
+]
