@@ -570,7 +570,8 @@ class SearchSpace:
         self.validate_subnet(subnet)
         widths = subnet.widths_by_layer(self.num_hidden_layers)
         if self.layer_mode == "prefix":
-            return [self.num_layers.index(subnet.num_layers)] + [self.intermediate_size.index(w) if w else 0 for w in widths]
+            depth_gene = self.num_layers.index(subnet.num_layers)
+            return [depth_gene] + [self.intermediate_size.index(w) if w else 0 for w in widths]
         return [self.intermediate_size.index(w) + 1 if w else 0 for w in widths]
 
     def decode(self, genes: Sequence[Any], rng: random.Random | None = None) -> SubnetConfig:
@@ -685,7 +686,9 @@ class SearchSpace:
         """Inverse of `to_dict`; `layer_mode` may be omitted (prefix), other keys are required."""
         allowed = ("num_hidden_layers", "num_layers", "intermediate_size", "layer_mode")
         if not isinstance(data, Mapping):
-            raise SearchSpaceError(f"A search space dict must be a mapping with keys {list(allowed)}, got {data!r}.")
+            raise SearchSpaceError(
+                f"A search space dict must be a mapping with keys {list(allowed)}, got {data!r}."
+            )
         unknown = sorted(set(data) - set(allowed))
         if unknown:
             raise SearchSpaceError(f"Unknown search space key(s) {unknown}: the allowed keys are {list(allowed)}.")

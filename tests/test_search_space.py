@@ -124,7 +124,8 @@ def test_search_space_json_round_trip(space, tmp_path):
 
 
 def test_search_space_from_dict_defaults_to_prefix():
-    assert SearchSpace.from_dict({"num_hidden_layers": 4, "num_layers": [4], "intermediate_size": [8]}).layer_mode == "prefix"
+    space = SearchSpace.from_dict({"num_hidden_layers": 4, "num_layers": [4], "intermediate_size": [8]})
+    assert space.layer_mode == "prefix"
 
 
 def test_subnet_json_round_trip(tmp_path):
@@ -282,7 +283,9 @@ def test_for_model_defaults_and_ranges():
     assert SearchSpace.for_model(llama2).intermediate_size == (5504, 8256, 11008)
     tiny = SearchSpace.for_model(tiny_config(intermediate_size=128))
     assert tiny.num_layers == (1, 4) and tiny.intermediate_size == (64, 128)
-    ranged = SearchSpace.for_model(config, min_layers=10, max_layers=13, intermediate_size=[64, 128], layer_mode="prefix")
+    ranged = SearchSpace.for_model(
+        config, min_layers=10, max_layers=13, intermediate_size=[64, 128], layer_mode="prefix"
+    )
     assert ranged.num_layers == (10, 11, 12, 13) and ranged.layer_mode == "prefix"
     assert SearchSpace.for_model(config, max_layers=3).num_layers == (1, 2, 3)
     mixed = {**llama2, "num_hidden_layers": 3, "intermediate_size": [512, 256, 512]}
@@ -500,7 +503,8 @@ def test_num_parameters_and_bytes_match_real_models(tie, bias, subnet):
 
 def test_full_network_size_matches_llama():
     config = tiny_config(tie_word_embeddings=True)
-    assert SubnetConfig.full(config).num_parameters(config) == sum(p.numel() for p in LlamaForCausalLM(config).parameters())
+    full = sum(p.numel() for p in LlamaForCausalLM(config).parameters())
+    assert SubnetConfig.full(config).num_parameters(config) == full
     assert SubnetConfig.uniform(config, 2, 64).num_parameters(config) == sum(
         p.numel() for p in LlamaForCausalLM(tiny_config(tie_word_embeddings=True, num_hidden_layers=2)).parameters()
     )
