@@ -11,6 +11,7 @@ Mistakes a user can make (a non-Llama checkpoint, a missing file, a sub-network 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -18,25 +19,24 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from huggingface_hub.errors import HfHubHTTPError
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
+
+from .errors import LlamaNASError
+from .export.hub import TOKENIZER_FILES, load_results, push_checkpoint_to_hub
+from .export.save import checkpoint_nbytes, save_subnetwork
+from .modeling import ElasticLlamaForCausalLM, load_config_dict, resolve_checkpoint
+from .search_space import ModelDims, SearchSpace, SubnetConfig
+
 USAGE_ERROR = 2
+#: Modules that add a pipeline stage's sub-command: each defines `add_command(subparsers)`, which adds its parser
+#: and sets `func` (a callable of the parsed args returning the exit status), so each stage owns its CLI.
+PLUGIN_COMMANDS: tuple[str, ...] = ()
 _DTYPES = ("float32", "bfloat16", "float16")
-_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")
 
 
 class CLIError(Exception):
-    """A mistake in the command line itself (a missing file, a non-empty output directory)."""
-
-
-def _read_search_space(path_or_json: str) -> Any:
-    from .search_space import SearchSpace
-
-    return SearchSpace.from_json(path_or_json)
-
-
-def _read_subnet(path_or_json: str) -> Any:
-    from .search_space import SubnetConfig
-
-    return SubnetConfig.from_json(path_or_json)
+    """A mistake in the command line itself, such as a non-empty output directory."""
 
 
 def _check_output_dir(path: Path, overwrite: bool) -> None:
@@ -58,19 +58,38 @@ def _human_bytes(n: float) -> str:
     raise AssertionError("unreachable")
 
 
+def _ranges(values: Sequence[int]) -> str:
+    """Layer indices as ranges, "0–13, 18–29": a 30-layer sub-network stays readable on one line."""
+    spans: list[list[int]] = []
+    for value in values:
+        if spans and spans[-1][1] == value - 1:
+            spans[-1][1] = value
+        else:
+            spans.append([value, value])
+    return ", ".join(str(a) if a == b else f"{a}–{b}" for a, b in spans)
+
+
+def _runs(values: Sequence[int]) -> list[tuple[int, int]]:
+    """Consecutive equal values as (value, count) pairs."""
+    runs: list[tuple[int, int]] = []
+    for value in values:
+        if runs and runs[-1][0] == value:
+            runs[-1] = (value, runs[-1][1] + 1)
+        else:
+            runs.append((value, 1))
+    return runs
+
+
 def _sci(n: int) -> str:
-    return f"{n:.2e}".replace("e+0", "e").replace("e+", "e")
+    return f"{n:.2e}"
 
 
 def model_info(model: str, search_space: str | None = None) -> dict[str, Any]:
     """What `llama-nas info` prints: the architecture, its size, and the search space over it."""
-    from .modeling import load_config_dict
-    from .search_space import ModelDims, SearchSpace, SubnetConfig
-
     config = load_config_dict(model)
     dims = ModelDims.from_config(config)
     if search_space is not None:
-        space, space_source = _read_search_space(search_space), search_space
+        space, space_source = SearchSpace.from_json(search_space), search_space
     elif config.get("search_space") is not None:
         space, space_source = SearchSpace.from_dict(config["search_space"]), "stored in the checkpoint"
     else:
@@ -104,14 +123,15 @@ def model_info(model: str, search_space: str | None = None) -> dict[str, Any]:
 def _print_info(info: dict[str, Any]) -> None:
     space = info["search_space"]
     width = info["intermediate_size"]
+    tied = " (tied input/output embeddings)" if info["tie_word_embeddings"] else ""
     rows = [
         ("model type", info["model_type"]),
         ("layers", info["num_hidden_layers"]),
         ("hidden size", info["hidden_size"]),
         ("attention heads", f"{info['num_attention_heads']} (key/value heads: {info['num_key_value_heads']})"),
         ("MLP width", ", ".join(map(str, width)) if isinstance(width, list) else width),
-        ("vocabulary", f"{info['vocab_size']}{' (tied input/output embeddings)' if info['tie_word_embeddings'] else ''}"),
-        ("parameters", f"{info['num_parameters']:,} total, {info['num_decoder_parameters']:,} non-embedding (decoder)"),
+        ("vocabulary", f"{info['vocab_size']}{tied}"),
+        ("parameters", f"{info['num_parameters']:,} total, {info['num_decoder_parameters']:,} non-embedding"),
         ("size", ", ".join(f"{dtype} {_human_bytes(n)}" for dtype, n in info["bytes"].items())),
     ]
     space_rows = [
@@ -138,11 +158,10 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_tokenizer(path: str, gguf_file: str | None) -> Any | None:
+def _load_tokenizer(path: str, gguf_file: str | None) -> PreTrainedTokenizerBase | None:
     """The checkpoint's tokenizer, or `None` (with a warning) when it has none: the model alone is still useful."""
-    from transformers import AutoTokenizer
-
-    if gguf_file is None and os.path.isdir(path) and not any(os.path.exists(os.path.join(path, f)) for f in _TOKENIZER_FILES):
+    has_files = any(os.path.isfile(os.path.join(path, name)) for name in TOKENIZER_FILES)
+    if gguf_file is None and os.path.isdir(path) and not has_files:
         print(f"warning: {path} holds no tokenizer; the checkpoint is saved without one.", file=sys.stderr)
         return None
     try:
@@ -153,14 +172,10 @@ def _load_tokenizer(path: str, gguf_file: str | None) -> Any | None:
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
-    from .export.save import checkpoint_nbytes, save_subnetwork
-    from .modeling import ElasticLlamaForCausalLM, resolve_checkpoint
-    from .search_space import SubnetConfig
-
     output = Path(args.output).expanduser()
     _check_output_dir(output, args.overwrite)
-    subnet = _read_subnet(args.subnet)
-    space = _read_search_space(args.search_space) if args.search_space else None
+    subnet = SubnetConfig.from_json(args.subnet)
+    space = SearchSpace.from_json(args.search_space) if args.search_space else None
     path, gguf_file = resolve_checkpoint(args.model)
     load_kwargs: dict[str, Any] = {"search_space": space}
     if args.dtype:
@@ -176,12 +191,14 @@ def cmd_extract(args: argparse.Namespace) -> int:
     save_subnetwork(sub, output, tokenizer=tokenizer, int8=args.int8)
 
     num_parameters = sum(p.numel() for p in sub.parameters())
-    widths = subnet.intermediate_size
-    width_text = str(widths[0]) if len(set(widths)) == 1 else ", ".join(map(str, widths))
+    runs = _runs(subnet.intermediate_size)
+    width_text = ", ".join(f"{width} ×{count}" if len(runs) > 1 else str(width) for width, count in runs)
     print(f"Saved {type(sub).__name__}{' (INT8)' if args.int8 else ''} to {output}")
-    print(f"  layers      {subnet.num_layers} of {model.config.num_hidden_layers}: {', '.join(map(str, subnet.layers))}")
+    layers_text = _ranges(subnet.layers)
+    ratio = num_parameters / parent_parameters
+    print(f"  layers      {subnet.num_layers} of {model.config.num_hidden_layers}: {layers_text}")
     print(f"  MLP width   {width_text}")
-    print(f"  parameters  {num_parameters:,} ({num_parameters / parent_parameters:.1%} of the parent's {parent_parameters:,})")
+    print(f"  parameters  {num_parameters:,} ({ratio:.1%} of the parent's {parent_parameters:,})")
     print(f"  weights     {_human_bytes(checkpoint_nbytes(output))} on disk")
     loader = "AutoModelForCausalLM.from_pretrained(" + repr(str(output))
     loader += ", trust_remote_code=True)" if sub.config.model_type == "llama_nas" else ")"
@@ -190,32 +207,16 @@ def cmd_extract(args: argparse.Namespace) -> int:
 
 
 def cmd_push(args: argparse.Namespace) -> int:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from .export.hub import load_results, push_to_hub
-
-    folder = Path(args.folder).expanduser()
-    if not (folder / "config.json").is_file():
-        raise CLIError(
-            f"{str(folder)!r} is not a saved checkpoint (no config.json): pass the --output directory of "
-            "`llama-nas extract`."
-        )
     results = load_results(args.results) if args.results else None
-    model = AutoModelForCausalLM.from_pretrained(folder)
-    tokenizer = None
-    if any((folder / name).exists() for name in _TOKENIZER_FILES):
-        tokenizer = AutoTokenizer.from_pretrained(folder)
-    url = push_to_hub(
-        model,
+    url = push_checkpoint_to_hub(
+        args.folder,
         args.repo_id,
-        tokenizer=tokenizer,
-        int8=bool(getattr(model, "is_loaded_in_8bit", False)),
         results=results,
         private=args.private,
         token=args.token,
         commit_message=args.commit_message,
     )
-    print(f"Pushed {folder} to {args.repo_id}: {url}")
+    print(f"Pushed {args.folder} to {args.repo_id}: {url}")
     return 0
 
 
@@ -235,7 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument(
         "--search-space",
         metavar="SPACE.json",
-        help="Search space JSON file or string (default: the one stored in an elastic checkpoint, else the model's default space).",
+        help="Search space JSON file or string (default: the one stored in an elastic checkpoint, "
+        "else the model's default space).",
     )
     info.add_argument("--json", action="store_true", help="Print the information as JSON.")
     info.set_defaults(func=cmd_info)
@@ -247,7 +249,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     extract.add_argument("model", metavar="MODEL", help="Hub id, local checkpoint directory or .gguf file.")
     extract.add_argument(
-        "--subnet", metavar="SUBNET.json", required=True, help='Sub-network JSON file or string: {"layers": [...], "intermediate_size": [...]}.'
+        "--subnet",
+        metavar="SUBNET.json",
+        required=True,
+        help='Sub-network JSON file or string: {"layers": [...], "intermediate_size": [...]}.',
     )
     extract.add_argument("--output", metavar="DIR", required=True, help="Directory to save the checkpoint in.")
     extract.add_argument("--int8", action="store_true", help="Store the decoder linear layers in INT8 (bitsandbytes).")
@@ -275,6 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("--token", help="Hub token (default: the one saved by `hf auth login`).")
     push.add_argument("--commit-message", help="Message of the commit on the Hub.")
     push.set_defaults(func=cmd_push)
+
+    for module_name in PLUGIN_COMMANDS:
+        importlib.import_module(module_name).add_command(commands)
     return parser
 
 
@@ -285,19 +293,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exit_:
         return int(exit_.code or 0)
-
-    from huggingface_hub.errors import HfHubHTTPError
-
-    from .errors import LlamaNASError
-
     try:
         return args.func(args)
     except (LlamaNASError, CLIError) as err:
         message = str(err)
-    except FileNotFoundError as err:
-        message = f"{err.strerror or err}: {err.filename}" if err.filename else str(err)
     except HfHubHTTPError as err:
-        message = f"the Hub refused the request ({str(err).splitlines()[0]}); check the repo id and log in with `hf auth login` or pass --token."
+        message = (
+            f"the Hub refused the request ({str(err).splitlines()[0]}): check the repo id, and log in with "
+            "`hf auth login` or pass --token."
+        )
+    except OSError as err:
+        message = f"{err.strerror}: {err.filename}" if err.strerror and err.filename else str(err)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

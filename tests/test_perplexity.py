@@ -121,7 +121,9 @@ def test_bad_arguments_raise(model, ids, kwargs, match):
 
 def test_elastic_subnet_equals_extracted(llama_dir, ids):
     elastic = ElasticLlamaForCausalLM.from_pretrained(llama_dir).eval()
-    elastic.search_space = SearchSpace.for_model(elastic.config, intermediate_size=[32, 64, 96, 128], layer_mode="any")
+    elastic.search_space = SearchSpace.for_model(
+        elastic.config, num_layers=[2, 3, 4], intermediate_size=[32, 64, 96, 128], layer_mode="any"
+    )
     subnet = SubnetConfig(layers=[0, 2, 3], intermediate_size=[128, 32, 96])
     kwargs = dict(context_length=CONTEXT, stride=8, progress=False)
     with elastic.subnet(subnet):
@@ -129,3 +131,20 @@ def test_elastic_subnet_equals_extracted(llama_dir, ids):
     extracted = perplexity(elastic.extract_subnetwork(subnet), ids, **kwargs)
     assert active == pytest.approx(extracted, rel=1e-5)
     assert active != pytest.approx(perplexity(elastic, ids, **kwargs), rel=1e-3)
+
+
+def test_shared_data_dir_env_var(monkeypatch, tmp_path):
+    from hf_llama_nas import data
+
+    monkeypatch.setenv(data.DATA_ENV_VAR, str(tmp_path / "missing"))
+    with pytest.raises(LlamaNASError, match=data.DATA_ENV_VAR):
+        data.shared_data_dir()
+    monkeypatch.setenv(data.DATA_ENV_VAR, str(tmp_path))
+    assert data.shared_data_dir() == tmp_path.resolve()
+    with pytest.raises(LlamaNASError, match="WikiText-2"):
+        data.wikitext2_test_text()
+    (tmp_path / "text/wikitext-2-raw").mkdir(parents=True)
+    (tmp_path / "text/wikitext-2-raw/wiki.test.raw").write_text(" = A = \n b c\n", encoding="utf-8")
+    assert data.wikitext2_test_text() == " = A = \n b c\n"
+    with pytest.raises(LlamaNASError, match="GGUF"):
+        data.smollm2_gguf_path()

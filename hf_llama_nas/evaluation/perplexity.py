@@ -97,13 +97,14 @@ def evaluate_perplexity(
     *,
     max_tokens: int | None = None,
     context_length: int = 256,
-    stride: int = 256,
+    stride: int | None = None,
     batch_size: int = 1,
     progress: bool = True,
 ) -> PerplexityResult:
     """Perplexity of `model` on `text` (tokenised by the tokenizer) or on token ids, with its token counts.
 
-    `max_tokens` keeps the first `max_tokens` tokens (`None`: all). Windows of equal length are run
+    `max_tokens` keeps the first `max_tokens` tokens (`None`: all); `stride=None` means `stride =
+    context_length` (disjoint windows). Windows of equal length are run
     `batch_size` at a time. The model is put in eval mode for the call and restored afterwards.
     """
     ids = _token_ids(tokenizer_or_ids, text)
@@ -113,6 +114,7 @@ def evaluate_perplexity(
         raise LlamaNASError(f"Perplexity needs at least 2 tokens, got {ids.numel()}: pass a longer text or larger max_tokens.")
     if batch_size < 1:
         raise LlamaNASError(f"batch_size must be at least 1 (got {batch_size}).")
+    stride = context_length if stride is None else stride
     windows = sliding_windows(ids.numel(), context_length, stride)
     batches: list[list[tuple[int, int, int]]] = []
     for window in windows:
@@ -160,11 +162,14 @@ def perplexity(
     *,
     max_tokens: int | None = None,
     context_length: int = 256,
-    stride: int = 256,
+    stride: int | None = None,
     batch_size: int = 1,
     progress: bool = True,
 ) -> float:
-    """Perplexity of `model` on `text` or token ids (see the module docstring); `evaluate_perplexity` also gives counts."""
+    """Perplexity of `model` on `text` or token ids (see the module docstring); `evaluate_perplexity` also gives counts.
+
+    Example: `perplexity(model, tokenizer, text, max_tokens=2048, context_length=256, stride=256)`.
+    """
     return evaluate_perplexity(
         model,
         tokenizer_or_ids,

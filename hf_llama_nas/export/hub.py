@@ -1,9 +1,10 @@
 """Share an extracted sub-network on the Hugging Face Hub, with a model card that says what it is and how to load it.
 
 `prepare_hub_folder` writes exactly what `push_to_hub` uploads (weights, config, tokenizer, `README.md`), so a
-push can be inspected, or tested, locally first. The card is a Jinja template (`model_cards/subnetwork.md`)
-filled through huggingface_hub's `ModelCard`/`ModelCardData`/`EvalResult`, so its YAML metadata (base model,
-tags, `model-index` results) is what the Hub expects.
+push can be inspected, or tested, locally first. `push_checkpoint_to_hub` uploads an already saved checkpoint as it
+is (the only way for INT8 ones, which transformers cannot save again once loaded). The card is a Jinja template
+(`model_cards/subnetwork.md`) filled through huggingface_hub's `ModelCard`/`ModelCardData`/`EvalResult`, so its
+YAML metadata (base model, tags, `model-index` results) is what the Hub expects.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 import math
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -31,6 +33,8 @@ TEMPLATE_DIRS = (
     Path(__file__).resolve().parents[2] / "model_cards",
 )
 TASK_TYPE = "text-generation"
+#: Files whose presence means a checkpoint folder ships its tokenizer.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")
 
 #: lm-eval task name -> (Hub dataset id, pretty name, dataset config, split lm-eval scores on).
 LM_EVAL_DATASETS: dict[str, tuple[str, str, str | None, str | None]] = {
@@ -111,7 +115,7 @@ def results_from_lm_eval(output: Mapping[str, Any]) -> list[dict[str, Any]]:
         if task in subtasks:
             continue
         for key, value in metrics.items():
-            metric, _, _filter = key.partition(",")
+            metric = key.split(",")[0]  # lm-eval keys read "metric,filter", e.g. "acc,none"
             if metric.endswith("_stderr") or isinstance(value, bool) or not isinstance(value, (int, float)):
                 continue
             result: dict[str, Any] = {"task": task, "metric": metric, "value": float(value)}
@@ -166,11 +170,11 @@ def _human_bytes(n: float) -> str:
 
 
 def _human_count(n: int) -> str:
-    """A parameter count as people quote it (135M, 6.7B), with the exact number."""
+    """A parameter count as people quote it (135M, 6.7B)."""
     for scale, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
         if n >= scale:
-            return f"{n / scale:.3g}{suffix} ({n:,})"
-    return f"{n:,}"
+            return f"{n / scale:.3g}{suffix}"
+    return str(n)
 
 
 def _layer_rows(layers: Sequence[int], widths: Sequence[int]) -> list[dict[str, Any]]:
@@ -194,8 +198,8 @@ def _load_code(repo: str, mixed: bool, has_tokenizer: bool, parent: str | None) 
         [
             "from transformers import AutoModelForCausalLM, AutoTokenizer",
             "",
-            f"model = AutoModelForCausalLM.from_pretrained({repo!r}{remote})",
-            f"tokenizer = AutoTokenizer.from_pretrained({tokenizer_repo!r})",
+            f"model = AutoModelForCausalLM.from_pretrained({json.dumps(repo)}{remote})",
+            f"tokenizer = AutoTokenizer.from_pretrained({json.dumps(tokenizer_repo)})",
             'inputs = tokenizer("The capital of France is", return_tensors="pt").to(model.device)',
             "print(tokenizer.decode(model.generate(**inputs, max_new_tokens=20)[0]))",
         ]
@@ -251,21 +255,21 @@ def model_card(
         pipeline_tag=TASK_TYPE,
         tags=tags,
         eval_results=[_eval_result(result) for result in results] or None,
-        model_name=model_id,
+        model_name=model_id if results else None,  # the Hub reads it only as the name of the results
     )
-    subnet_json = json.dumps(
-        {"layers": layers, "intermediate_size": widths}, separators=(", ", ": ")
-    )
+    if parent is None:
+        parent_md = "an unrecorded Llama model"
+    else:
+        parent_md = f"[{parent}](https://huggingface.co/{parent})" if is_hub_id(parent) else f"`{parent}`"
+    # Imported here: the package's __init__ may import this module before it defines __version__.
     from .. import __version__
 
     return ModelCard.from_template(
         card_data,
         template_path=str(template_path()),
         model_id=model_id,
-        parent_md=(f"[{parent}](https://huggingface.co/{parent})" if is_hub_id(parent) else f"`{parent}`")
-        if parent
-        else "an unrecorded Llama model",
-        parent_repr=repr(parent) if parent else "<parent model>",
+        parent_md=parent_md,
+        parent_repr=json.dumps(parent) if parent else "<parent model>",
         architecture=type(model).__name__,
         config_model_type=config.model_type,
         hidden_size=config.hidden_size,
@@ -277,11 +281,11 @@ def model_card(
         widths=widths,
         mixed=mixed,
         layer_rows=_layer_rows(layers, widths),
-        subnet_json=subnet_json,
+        subnet_json=json.dumps({"layers": layers, "intermediate_size": widths}),
         subnet_id=provenance.get("subnet_id", own.id),
-        num_parameters=num_parameters,
-        num_parameters_str=_human_count(num_parameters),
-        parent_num_parameters_str=_human_count(parent_num_parameters) if parent_num_parameters else None,
+        num_parameters=f"{num_parameters:,}",
+        num_parameters_short=_human_count(num_parameters),
+        parent_num_parameters=f"{parent_num_parameters:,}" if parent_num_parameters else None,
         parameter_ratio=f"{ratio:.1%}" if ratio else None,
         smaller_by=f"{1 / ratio:.2f}×" if ratio else None,
         size_fp16=_human_bytes(own.num_bytes(config, "float16")),
@@ -303,6 +307,14 @@ def model_card(
     )
 
 
+def _check_empty_folder(folder: Path) -> None:
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise LlamaNASError(
+            f"{str(folder)!r} already exists and is not an empty directory: pass a new or empty directory, "
+            "or remove it first (nothing is overwritten)."
+        )
+
+
 def prepare_hub_folder(
     model: PreTrainedModel,
     folder: str | os.PathLike,
@@ -319,10 +331,12 @@ def prepare_hub_folder(
     The folder must be new or empty, so nothing of the user's is overwritten.
     """
     folder = Path(folder)
-    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+    _check_empty_folder(folder)
+    if getattr(getattr(model, "hf_quantizer", None), "pre_quantized", False):
         raise LlamaNASError(
-            f"{str(folder)!r} already exists and is not an empty directory: pass a new or empty directory, "
-            "or remove it first (nothing is overwritten)."
+            "This model was loaded from an INT8 checkpoint, which transformers cannot serialise again: push the "
+            "checkpoint directory itself with push_checkpoint_to_hub(directory, repo_id) or "
+            "`llama-nas push DIRECTORY REPO_ID`."
         )
     results = check_results(results)
     card = model_card(
@@ -337,6 +351,68 @@ def prepare_hub_folder(
     save_subnetwork(model, folder, tokenizer=tokenizer, int8=int8)
     card.save(folder / "README.md")
     return folder
+
+
+def _link_or_copy(source: str, target: str) -> str:
+    """Hard-link when possible: a multi-GB checkpoint is staged for upload without being copied."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+    return target
+
+
+def prepare_checkpoint_folder(
+    checkpoint: str | os.PathLike,
+    folder: str | os.PathLike,
+    *,
+    results: Sequence[Mapping[str, Any]] | None = None,
+    parent: str | None = None,
+    repo_id: str | None = None,
+) -> Path:
+    """Stage a saved checkpoint (e.g. the output of `llama-nas extract`) plus its `README.md` card for upload.
+
+    The files are uploaded as saved, not re-serialised: INT8 checkpoints cannot be saved again once loaded.
+    The checkpoint is loaded once, to check that it loads and to describe it in the card.
+    """
+    from transformers import AutoModelForCausalLM
+
+    checkpoint, folder = Path(checkpoint), Path(folder)
+    if not (checkpoint / "config.json").is_file():
+        raise LlamaNASError(
+            f"{str(checkpoint)!r} is not a saved checkpoint (no config.json): pass the directory written by "
+            "save_subnetwork or `llama-nas extract`."
+        )
+    if (checkpoint / "README.md").exists():
+        raise LlamaNASError(
+            f"{str(checkpoint)!r} already has a README.md: remove it to have the model card generated, or upload the "
+            "directory as it is with `hf upload`."
+        )
+    _check_empty_folder(folder)
+    results = check_results(results)
+    model = AutoModelForCausalLM.from_pretrained(checkpoint)
+    has_tokenizer = any((checkpoint / name).is_file() for name in TOKENIZER_FILES)
+    card = model_card(model, parent=parent, results=results, repo_id=repo_id, has_tokenizer=has_tokenizer)
+    shutil.copytree(checkpoint, folder, copy_function=_link_or_copy, dirs_exist_ok=True)
+    card.save(folder / "README.md")
+    return folder
+
+
+def _upload(folder: Path, repo_id: str, *, private: bool, token: str | None, commit_message: str) -> str:
+    """Create the repo if needed and upload `folder` in one commit; returns the commit URL."""
+    api = HfApi(token=token)
+    repo_url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+    commit = api.upload_folder(
+        repo_id=getattr(repo_url, "repo_id", None) or repo_id,
+        folder_path=folder,
+        repo_type="model",
+        commit_message=commit_message,
+    )
+    return str(getattr(commit, "commit_url", commit))
+
+
+def _commit_message(num_layers: int, int8: bool) -> str:
+    return f"Upload {'INT8 ' if int8 else ''}sub-network with {num_layers} layers (hf_llama_nas)"
 
 
 def push_to_hub(
@@ -357,7 +433,6 @@ def push_to_hub(
     The folder is prepared first, so a failure (e.g. bitsandbytes missing for `int8`) creates no empty repo.
     Returns the URL of the commit.
     """
-    api = HfApi(token=token)
     with tempfile.TemporaryDirectory(prefix="hf_llama_nas_push_") as tmp:
         folder = prepare_hub_folder(
             model,
@@ -369,15 +444,35 @@ def push_to_hub(
             repo_id=repo_id,
             parent_num_parameters=parent_num_parameters,
         )
-        repo_url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
-        commit = api.upload_folder(
-            repo_id=getattr(repo_url, "repo_id", None) or repo_id,
-            folder_path=folder,
-            repo_type="model",
-            commit_message=commit_message
-            or f"Upload {'INT8 ' if int8 else ''}sub-network with {model.config.num_hidden_layers} layers (hf_llama_nas)",
+        message = commit_message or _commit_message(model.config.num_hidden_layers, int8)
+        return _upload(folder, repo_id, private=private, token=token, commit_message=message)
+
+
+def push_checkpoint_to_hub(
+    checkpoint: str | os.PathLike,
+    repo_id: str,
+    *,
+    results: Sequence[Mapping[str, Any]] | None = None,
+    parent: str | None = None,
+    private: bool = False,
+    token: str | None = None,
+    commit_message: str | None = None,
+) -> str:
+    """Upload a saved sub-network checkpoint as it is, plus its model card; returns the commit URL.
+
+    This is the way to share an INT8 checkpoint, which cannot be loaded and saved again.
+    """
+    checkpoint = Path(checkpoint)
+    # Staged next to the checkpoint, on the same file system, so its files are hard-linked rather than copied.
+    staging_root = checkpoint.resolve().parent if os.access(checkpoint.resolve().parent, os.W_OK) else None
+    with tempfile.TemporaryDirectory(prefix=".hf_llama_nas_push_", dir=staging_root) as tmp:
+        folder = prepare_checkpoint_folder(
+            checkpoint, Path(tmp) / "upload", results=results, parent=parent, repo_id=repo_id
         )
-    return str(getattr(commit, "commit_url", commit))
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        int8 = bool((config.get("quantization_config") or {}).get("load_in_8bit"))
+        message = commit_message or _commit_message(config["num_hidden_layers"], int8)
+        return _upload(folder, repo_id, private=private, token=token, commit_message=message)
 
 
 __all__ = [
@@ -385,7 +480,9 @@ __all__ = [
     "check_results",
     "load_results",
     "model_card",
+    "prepare_checkpoint_folder",
     "prepare_hub_folder",
+    "push_checkpoint_to_hub",
     "push_to_hub",
     "results_from_lm_eval",
     "template_path",
