@@ -102,7 +102,7 @@ def test_cache_of_another_subnet_is_refused(llama_dir, input_ids):
     out = model(input_ids, use_cache=True)
     model.set_subnet(SKIP_FIRST)
     with pytest.raises(SubnetError, match="another sub-network"):
-        model(input_ids[:, :1], past_key_values=out.past_key_values, use_cache=True)
+        model(input_ids[:, :1], cache=out.cache, use_cache=True)
 
 
 def test_gradients_reach_only_active_slices(llama_dir, input_ids):

@@ -29,6 +29,7 @@ from transformers.modeling_outputs import BaseModelOutputWithPast
 from transformers.models.llama.modeling_llama import LlamaMLP, LlamaPreTrainedModel
 from transformers.processing_utils import Unpack
 from transformers.utils import TransformersKwargs
+from transformers.utils.deprecation import deprecate_kwarg
 from transformers.utils.generic import merge_with_config_defaults
 from transformers.utils.output_capturing import capture_outputs
 
@@ -128,19 +129,20 @@ class ElasticLlamaModel(LlamaModel):
             layer.mlp.set_active_intermediate_size(width)
         self.active_layer_indices = tuple(layers)
 
-    def _check_cache(self, past_key_values: Cache | None) -> None:
+    def _check_cache(self, cache: Cache | None) -> None:
         """A KV cache holds keys of specific layers and widths: refuse to continue it with another sub-network."""
-        if past_key_values is None:
+        if cache is None:
             return
         key = tuple((index, self.layers[index].mlp.active_intermediate_size) for index in self.active_layer_indices)
-        owner = getattr(past_key_values, "_hf_llama_nas_subnet", None)
-        if owner is not None and owner != key and past_key_values.get_seq_length() > 0:
+        owner = getattr(cache, "_hf_llama_nas_subnet", None)
+        if owner is not None and owner != key and cache.get_seq_length() > 0:
             raise SubnetError(
                 "This KV cache was filled by another sub-network. Switch sub-networks only between generations, "
-                "or pass a fresh cache (past_key_values=None)."
+                "or pass a fresh cache (cache=None)."
             )
-        past_key_values._hf_llama_nas_subnet = key
+        cache._hf_llama_nas_subnet = key
 
+    @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
     @merge_with_config_defaults
     @capture_outputs
     def forward(
@@ -148,23 +150,24 @@ class ElasticLlamaModel(LlamaModel):
         input_ids: torch.LongTensor | None = None,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
-        past_key_values: Cache | None = None,
+        cache: Cache | None = None,
         inputs_embeds: torch.Tensor | None = None,
         use_cache: bool | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> BaseModelOutputWithPast:
+        """`LlamaModel.forward` of the installed transformers, with the layer loop over the active layers only."""
         if (input_ids is None) ^ (inputs_embeds is not None):
             raise ValueError("You must specify exactly one of input_ids or inputs_embeds")
 
         if inputs_embeds is None:
             inputs_embeds = self.embed_tokens(input_ids)
 
-        if use_cache and past_key_values is None:
-            past_key_values = DynamicCache(config=self.config)
-        self._check_cache(past_key_values)
+        if use_cache and cache is None:
+            cache = DynamicCache(config=self.config)
+        self._check_cache(cache)
 
         if position_ids is None:
-            past_seen_tokens = past_key_values.get_seq_length() if past_key_values is not None else 0
+            past_seen_tokens = cache.get_seq_length() if cache is not None else 0
             position_ids = torch.arange(inputs_embeds.shape[1], device=inputs_embeds.device) + past_seen_tokens
             position_ids = position_ids.unsqueeze(0)
 
@@ -172,7 +175,7 @@ class ElasticLlamaModel(LlamaModel):
             config=self.config,
             inputs_embeds=inputs_embeds,
             attention_mask=attention_mask,
-            past_key_values=past_key_values,
+            cache=cache,
             position_ids=position_ids,
         )
 
@@ -185,13 +188,13 @@ class ElasticLlamaModel(LlamaModel):
                 attention_mask=causal_mask,
                 position_embeddings=position_embeddings,
                 position_ids=position_ids,
-                past_key_values=past_key_values,
+                cache=cache,
                 use_cache=use_cache,
                 **kwargs,
             )
 
         hidden_states = self.norm(hidden_states)
-        return BaseModelOutputWithPast(last_hidden_state=hidden_states, past_key_values=past_key_values)
+        return BaseModelOutputWithPast(last_hidden_state=hidden_states, cache=cache)
 
 
 class ElasticLlamaForCausalLM(LlamaForCausalLM):
