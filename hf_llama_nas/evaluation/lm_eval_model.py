@@ -79,6 +79,7 @@ class ElasticLlamaLM(HFLM):
             tokenizer = load_tokenizer(tokenizer)
         kwargs.pop("dtype", None)
         kwargs.pop("device", None)
+        kwargs.setdefault("backend", "causal")
         super().__init__(pretrained=pretrained, tokenizer=tokenizer, **kwargs)
         self.prefix_sharing = _as_bool(prefix_sharing)
         self.max_tokens_per_row = int(max_tokens_per_row)
