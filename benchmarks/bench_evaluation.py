@@ -7,7 +7,8 @@ On SmolLM2-135M-Instruct (the GGUF in ../shared/data, de-quantised to fp32, CPU)
 sides, with the same batch size, the same tasks and the same `limit`, in one process, each task run by both
 sides one after the other (so both see the same machine load). Reported per task: wall time of
 `lm_eval.simple_evaluate` (task building included, identical on both sides) and the time spent in `loglikelihood`
-(the scoring itself), their ratios, accuracy, whether every per-item prediction (argmax of the log-likelihoods,
+(the scoring itself) in wall-clock and in CPU time of the process (less sensitive to other jobs on a shared
+machine), their ratios, accuracy, whether every per-item prediction (argmax of the log-likelihoods,
 raw and length-normalised) is identical, and the largest per-request log-likelihood difference.
 Figures go to `benchmarks/results/bench_evaluation.json` (`--baseline`: `baseline_accuracy.json`).
 """
@@ -51,15 +52,17 @@ class TimedLoglikelihood:
 
     def __init__(self, lm: Any) -> None:
         self.seconds = 0.0
+        self.cpu_seconds = 0.0
         self._inner = lm.loglikelihood
         lm.loglikelihood = self
 
     def __call__(self, requests: Any, disable_tqdm: bool = False) -> Any:
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         try:
             return self._inner(requests, disable_tqdm=disable_tqdm)
         finally:
             self.seconds += time.perf_counter() - start
+            self.cpu_seconds += time.process_time() - cpu_start
 
 
 def run_side(lm: Any, tasks: list[str], limit: int, num_fewshot: int | None) -> dict[str, Any]:
@@ -79,7 +82,7 @@ def run_side(lm: Any, tasks: list[str], limit: int, num_fewshot: int | None) -> 
     )
     wall = time.perf_counter() - start
     lm.loglikelihood = timer._inner
-    return {"raw": raw, "wall_s": wall, "loglikelihood_s": timer.seconds}
+    return {"raw": raw, "wall_s": wall, "loglikelihood_s": timer.seconds, "loglikelihood_cpu_s": timer.cpu_seconds}
 
 
 def per_item(raw: dict[str, Any]) -> dict[tuple[str, int], dict[str, Any]]:
@@ -138,6 +141,9 @@ def speed(args: argparse.Namespace, model: ElasticLlamaForCausalLM, tokenizer: A
             "stock_loglikelihood_s": round(stock_run["loglikelihood_s"], 2),
             "engine_loglikelihood_s": round(engine_run["loglikelihood_s"], 2),
             "loglikelihood_speedup": round(stock_run["loglikelihood_s"] / engine_run["loglikelihood_s"], 3),
+            "stock_loglikelihood_cpu_s": round(stock_run["loglikelihood_cpu_s"], 2),
+            "engine_loglikelihood_cpu_s": round(engine_run["loglikelihood_cpu_s"], 2),
+            "loglikelihood_cpu_speedup": round(stock_run["loglikelihood_cpu_s"] / engine_run["loglikelihood_cpu_s"], 3),
             "stock_accuracy": {t: {k: v for k, v in s.items() if k in ("acc", "acc_norm")} for t, s in stock_scores.items()},
             "engine_accuracy": {t: {k: v for k, v in s.items() if k in ("acc", "acc_norm")} for t, s in engine_scores.items()},
             **compare(stock_run, engine_run),
