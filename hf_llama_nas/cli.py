@@ -31,7 +31,8 @@ from .search_space import ModelDims, SearchSpace, SubnetConfig
 USAGE_ERROR = 2
 #: Modules that add a pipeline stage's sub-command: each defines `add_command(subparsers)`, which adds its parser
 #: and sets `func` (a callable of the parsed args returning the exit status), so each stage owns its CLI.
-PLUGIN_COMMANDS: tuple[str, ...] = ("hf_llama_nas.evaluation.cli", "hf_llama_nas.search.cli", "hf_llama_nas.reports.cli")
+PLUGIN_COMMANDS: tuple[str, ...] = ("hf_llama_nas.evaluation.cli", "hf_llama_nas.search.cli", "hf_llama_nas.reports.cli",
+                                     "hf_llama_nas.training.cli")
 _DTYPES = ("float32", "bfloat16", "float16")
 
 
