@@ -23,7 +23,29 @@ AutoModelForCausalLM.register(LlamaNASConfig, LlamaNASForCausalLM, exist_ok=True
 LlamaNASConfig.register_for_auto_class()
 LlamaNASForCausalLM.register_for_auto_class("AutoModelForCausalLM")
 
+#: Search names, imported on first use (pymoo and scikit-learn are slow to import and most commands never search).
+_LAZY_SEARCH = {
+    "LINAS": "search",
+    "NSGA2Search": "search",
+    "RandomSearch": "search",
+    "Objective": "search",
+    "get_objective": "search",
+    "ResultsStore": "search",
+    "LINASCallback": "search.callback",
+    "write_report": "reports",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY_SEARCH:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY_SEARCH[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
+    *_LAZY_SEARCH,
     "SearchSpace",
     "SubnetConfig",
     "ModelDims",
