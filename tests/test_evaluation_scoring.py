@@ -140,3 +140,15 @@ def test_stock_path_is_kept_when_prefix_sharing_is_off():
     engine, stock = both(make_model(), batch_size=3, prefix_sharing=False)
     requests = random_requests(seed=5, questions=3, max_context=10, max_continuation=3)
     assert engine._loglikelihood_tokens(requests, disable_tqdm=True) == stock._loglikelihood_tokens(requests, disable_tqdm=True)
+
+
+def test_registered_in_lm_eval_and_loads_from_a_path(llama_dir, tmp_path):
+    from lm_eval.api.registry import get_model
+
+    subnet = tmp_path / "subnet.json"
+    subnet.write_text('{"layers": [0, 3], "intermediate_size": [128, 64]}')
+    lm_class = get_model("elastic-llama")
+    assert lm_class is ElasticLlamaLM and get_model("hf-llama-nas") is ElasticLlamaLM
+    lm = lm_class.create_from_arg_string(f"pretrained={llama_dir},subnet={subnet},check_space=false", {"batch_size": 2, "device": "cpu"})
+    assert isinstance(lm.model, ElasticLlamaForCausalLM)
+    assert lm.active_subnet == SubnetConfig(layers=[0, 3], intermediate_size=[128, 64])

@@ -53,7 +53,8 @@ class ElasticLlamaLM(HFLM):
     """lm-eval model over an `ElasticLlamaForCausalLM` (or any Llama causal LM) with a selectable sub-network.
 
     `pretrained` is a loaded model (used as is, never copied) or a checkpoint directory / hub id / `.gguf` file
-    (loaded as `ElasticLlamaForCausalLM`). `subnet` is a `SubnetConfig`, its dict, or a JSON file/string.
+    (loaded as `ElasticLlamaForCausalLM`). `subnet` is a `SubnetConfig`, its dict, or a JSON file/string; with
+    `check_space=False` it need only fit the model, not its search space.
     `prefix_sharing=False` falls back to `HFLM`'s scoring (the reference the fast path is tested against);
     `max_tokens_per_row` caps the packed sequence of one forward pass. Other arguments are `HFLM`'s.
     """
@@ -65,6 +66,7 @@ class ElasticLlamaLM(HFLM):
         tokenizer: str | PreTrainedTokenizerBase | None = None,
         prefix_sharing: bool = True,
         max_tokens_per_row: int = DEFAULT_MAX_TOKENS_PER_ROW,
+        check_space: bool | str = True,
         **kwargs: Any,
     ) -> None:
         if isinstance(pretrained, (str, os.PathLike)):
@@ -84,7 +86,7 @@ class ElasticLlamaLM(HFLM):
         self.prefix_sharing = _as_bool(prefix_sharing)
         self.max_tokens_per_row = int(max_tokens_per_row)
         if subnet is not None:
-            self.set_subnet(subnet)
+            self.set_subnet(subnet, check_space=_as_bool(check_space))
 
     def set_subnet(self, subnet: SubnetLike, check_space: bool = True) -> None:
         """Activate `subnet` (None: the full network) for the following evaluations; nothing is reloaded."""
