@@ -18,9 +18,13 @@ class AccelerateDistribution:
     """`LocalDistribution`'s interface over `accelerate.PartialState` (any number of processes or nodes)."""
 
     def __init__(self, state: Any | None = None):
-        from accelerate import PartialState
+        if state is None:
+            import torch
+            from accelerate import PartialState
 
-        self.state = state or PartialState()
+            # Without an accelerator, accelerate only forms a process group (gloo) when told it runs on CPU.
+            state = PartialState(cpu=not torch.cuda.is_available())
+        self.state = state
 
     @property
     def is_main(self) -> bool:

@@ -157,7 +157,12 @@ class LocalDistribution:
 
 
 class SearchSession:
-    """What an algorithm sees of the outside world: real evaluations, the budget, the store, the clock."""
+    """What an algorithm sees of the outside world: real evaluations, the budget, the store, the clock.
+
+    `known` holds the evaluations the algorithm has asked for so far, in order. A resumed search starts
+    with a full store but an empty `known`: replaying, it sees exactly what the original run saw at
+    each step (and so makes the same choices), while the store answers instead of the model.
+    """
 
     def __init__(self, store: ResultsStore, evaluator: Callable[[SubnetConfig], Evaluation], num_evals: int,
                  distribution: Any, progress: bool, desc: str):
@@ -166,6 +171,7 @@ class SearchSession:
         self.num_evals = num_evals
         self.distribution = distribution
         self.round = 0
+        self.known: dict[str, Evaluation] = {}
         self.evaluation_s = 0.0
         self.machinery_s = 0.0
         self.new_evaluations = 0
@@ -174,7 +180,12 @@ class SearchSession:
 
     @property
     def remaining(self) -> int:
-        return max(0, self.num_evals - len(self.store))
+        return max(0, self.num_evals - len(self.known))
+
+    def known_ok(self) -> list[Evaluation]:
+        """The successful evaluations the algorithm knows of, with finite values for every objective."""
+        names = [o["name"] for o in self.store.objectives]
+        return [e for e in self.known.values() if e.ok and all(math.isfinite(e.values[n]) for n in names)]
 
     def evaluate(self, subnets: Sequence[SubnetConfig]) -> list[Evaluation]:
         """Evaluate `subnets` (those already in the store are read back), within the remaining budget.
@@ -182,12 +193,17 @@ class SearchSession:
         Returns the evaluations of the given sub-networks that exist afterwards, in their order.
         """
         seen: set[str] = set()
-        new = []
+        new, replayed = [], []
+        budget = self.remaining
         for subnet in subnets:
-            if subnet.id not in seen and subnet not in self.store:
-                seen.add(subnet.id)
-                new.append(subnet)
-        new = new[: self.remaining]
+            if subnet.id in seen or subnet.id in self.known:
+                continue
+            if len(seen) == budget:
+                break
+            seen.add(subnet.id)
+            (replayed if subnet in self.store else new).append(subnet)
+        for subnet in replayed:
+            self.known[subnet.id] = self.store.get(subnet)
         self.bar.set_postfix(round=self.round)
         base = len(self.store)
         mine = self.distribution.split(list(enumerate(new)))
@@ -208,7 +224,9 @@ class SearchSession:
                 self.store.append(Evaluation.from_record(record), persist=False)
             self.bar.update(len(gathered))
         self.new_evaluations += len(new)
-        return [e for e in (self.store.get(s) for s in subnets) if e is not None]
+        for subnet in new:
+            self.known[subnet.id] = self.store.get(subnet)
+        return [e for e in (self.known.get(s.id) for s in subnets) if e is not None]
 
     def add_round(self, record: dict[str, Any]) -> None:
         """Log a round once (a resumed search replays its rounds without writing them again)."""
@@ -399,11 +417,11 @@ class NSGA2Search(SearchAlgorithm):
             population = algorithm.ask()
             genes = population.get("X").astype(int)
             subnets = [self.space.decode(row) for row in genes]
-            before = len(session.store)
+            before = len(session.known)
             session.round += 1
             session.evaluate(subnets)
-            stale = stale + 1 if len(session.store) == before else 0
-            evaluations = [session.store.get(s) for s in subnets]
+            stale = stale + 1 if len(session.known) == before else 0
+            evaluations = [session.known.get(s.id) or session.store.get(s) for s in subnets]
             if any(e is None for e in evaluations):
                 break
             F = np.array([self._minimisation(e) for e in evaluations])
@@ -465,10 +483,10 @@ class LINAS(SearchAlgorithm):
     def _round(self, session: SearchSession, cheap: CheapObjectives, featurizer: SubnetFeaturizer,
                expensive: Sequence[Objective], start: float) -> tuple[list[SubnetConfig], dict[str, Any], dict[str, Any]]:
         """Fit the predictors and propose the next batch (BLAS on one thread: tiny matrices, busy cores)."""
-        ok = sorted(session.store.ok(), key=lambda e: e.id)
+        ok = sorted(session.known_ok(), key=lambda e: e.id)
         if len(ok) < 2:
             raise SearchError(
-                f"Only {len(ok)} of {len(session.store)} evaluations succeeded, too few to fit predictors: "
+                f"Only {len(ok)} of {len(session.known)} evaluations succeeded, too few to fit predictors: "
                 "check the errors recorded in the results file."
             )
         X = featurizer.transform_subnets([e.subnet for e in ok])
@@ -483,7 +501,7 @@ class LINAS(SearchAlgorithm):
         session.machinery_s += proposed - start
         record: dict[str, Any] = {
             "round": session.round,
-            "num_evaluations": len(session.store),
+            "num_evaluations": len(session.known),
             "fit_s": fitted - start,
             "inner_search_s": proposed - fitted,
             "predictors": {name: p.report() for name, p in predictors.items()},
@@ -509,7 +527,7 @@ class LINAS(SearchAlgorithm):
             algorithm = NSGA2(pop_size=self.inner_population, **common)
         minimize(problem, algorithm, ("n_gen", self.inner_generations), seed=seed, verbose=False)
         genes, F, G = problem.archive()
-        evaluated = {tuple(self.space.encode(e.subnet)) for e in session.store}
+        evaluated = {tuple(self.space.encode(e.subnet)) for e in session.known.values()}
         keep = np.array([tuple(row) not in evaluated for row in genes], dtype=bool)
         if G.shape[1]:
             keep &= np.all(G <= 0, axis=1)
