@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .perplexity import PerplexityResult, evaluate_perplexity, perplexity, sliding_windows
+from .perplexity import PerplexityResult, evaluate_perplexity, perplexity, read_text, sliding_windows
 
 _LAZY = {
     "evaluate": "harness",
@@ -32,4 +32,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["PerplexityResult", "evaluate_perplexity", "perplexity", "sliding_windows", *_LAZY]
+__all__ = ["PerplexityResult", "evaluate_perplexity", "perplexity", "read_text", "sliding_windows", *_LAZY]

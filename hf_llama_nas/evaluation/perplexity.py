@@ -16,12 +16,16 @@ The perplexity is `exp(sum of token NLLs / number of scored tokens)`, summed exa
 per-window mean weighted by window length is an approximation of this). It works on any model whose
 forward returns `.logits` of shape `(batch, length, vocab)`: the elastic model with whatever sub-network
 is active, an extracted `LlamaForCausalLM`/`LlamaNASForCausalLM`, or a bitsandbytes INT8 model.
+
+The text is a string, a text file (a `pathlib.Path`), or the rows of a dataset (any iterable of strings, e.g.
+`dataset["text"]`), which are joined with newlines.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import os
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -65,7 +69,26 @@ def sliding_windows(num_tokens: int, context_length: int, stride: int) -> list[t
     return windows
 
 
-def _token_ids(tokenizer_or_ids: Any, text: str | None) -> torch.Tensor:
+TextSource = str | os.PathLike | Iterable[str]
+
+
+def read_text(text: TextSource) -> str:
+    """The text to score from a string, a text file (`os.PathLike`), or an iterable of rows (joined with newlines)."""
+    if isinstance(text, str):
+        return text
+    if isinstance(text, os.PathLike):
+        path = os.fspath(text)
+        if not os.path.isfile(path):
+            raise LlamaNASError(f"Text file {path!r} does not exist: check the path.")
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    rows = list(text)
+    if not all(isinstance(row, str) for row in rows):
+        raise LlamaNASError("Perplexity text rows must be strings: pass e.g. dataset['text'].")
+    return "\n".join(rows)
+
+
+def _token_ids(tokenizer_or_ids: Any, text: TextSource | None) -> torch.Tensor:
     """A 1-D LongTensor of token ids from either a tokenizer plus text, or ids given directly."""
     if isinstance(tokenizer_or_ids, torch.Tensor):
         ids = tokenizer_or_ids
@@ -74,7 +97,7 @@ def _token_ids(tokenizer_or_ids: Any, text: str | None) -> torch.Tensor:
     else:
         if text is None:
             raise LlamaNASError("perplexity(model, tokenizer, text): pass the text to score, or token ids instead of a tokenizer.")
-        ids = tokenizer_or_ids(text, return_tensors="pt")["input_ids"]
+        ids = tokenizer_or_ids(read_text(text), return_tensors="pt")["input_ids"]
     if ids.dim() == 2 and ids.shape[0] == 1:
         ids = ids[0]
     if ids.dim() != 1:
@@ -93,7 +116,7 @@ def _model_device(model: nn.Module) -> torch.device:
 def evaluate_perplexity(
     model: nn.Module,
     tokenizer_or_ids: Any,
-    text: str | None = None,
+    text: TextSource | None = None,
     *,
     max_tokens: int | None = None,
     context_length: int = 256,
@@ -158,7 +181,7 @@ def evaluate_perplexity(
 def perplexity(
     model: nn.Module,
     tokenizer_or_ids: Any,
-    text: str | None = None,
+    text: TextSource | None = None,
     *,
     max_tokens: int | None = None,
     context_length: int = 256,
@@ -182,4 +205,4 @@ def perplexity(
     ).perplexity
 
 
-__all__ = ["PerplexityResult", "evaluate_perplexity", "perplexity", "sliding_windows"]
+__all__ = ["PerplexityResult", "evaluate_perplexity", "perplexity", "read_text", "sliding_windows"]
