@@ -65,7 +65,10 @@ def test_subnet_is_active_during_evaluation_then_restored(model):
     subnet = SubnetConfig(layers=[0, 1, 3], intermediate_size=[64, 128, 64])
     tokenizer = tiny_tokenizer()
     lm = ElasticLlamaLM(model, tokenizer=tokenizer, batch_size=8)
+    model.train()
     full = evaluate(lm, None, ["arc_easy"], limit=6, return_raw=True)
+    assert model.training  # the caller's mode (e.g. mid-training) is restored
+    model.eval()
     narrow = evaluate(lm, subnet, ["arc_easy"], limit=6, return_raw=True)
     assert model.active_subnet == SubnetConfig.full(model.config)
 

@@ -1,6 +1,7 @@
 """`evaluate(model, subnet, tasks)`: lm-eval accuracy of one sub-network, the accuracy objective of the search.
 
-The model is evaluated in place with `subnet` active (restored afterwards), through `ElasticLlamaLM` and
+The model is evaluated in place, in eval mode, with `subnet` active (sub-network and train/eval mode are restored
+afterwards), through `ElasticLlamaLM` and
 `lm_eval.simple_evaluate`. Task names resolve against lm-eval's own tasks plus the offline task pack of this
 package (`tasks/`), whose tasks take the standard names (`arc_easy`, `arc_challenge`, `piqa`, `winogrande`,
 `boolq`, `mmlu` and its groups/subjects, `truthfulqa_mc1`, `truthfulqa_mc2`) plus `hellaswag_subset`, and read
@@ -162,6 +163,7 @@ def evaluate(
         raise UnknownTaskError("No task given: pass at least one task name, e.g. tasks=['arc_easy'].")
     manager = task_manager(os.fspath(data_dir) if data_dir else None)
     check_task_names(task_list, manager)
+    was_training = (model.model if isinstance(model, ElasticLlamaLM) else model).training
     if isinstance(model, ElasticLlamaLM):
         lm = model
     else:
@@ -172,6 +174,7 @@ def evaluate(
     target = lm.model
     previous = target.active_subnet if isinstance(target, ElasticLlamaForCausalLM) else None
     lm.set_subnet(subnet, check_space=check_space)
+    target.eval()
     try:
         with _quiet_lm_eval():
             raw = lm_eval.simple_evaluate(
@@ -189,6 +192,7 @@ def evaluate(
     finally:
         if isinstance(target, ElasticLlamaForCausalLM):
             target.set_subnet(previous, check_space=False)
+        target.train(was_training)
     summary = summarize(raw)
     if return_raw:
         summary["_lm_eval"] = raw
