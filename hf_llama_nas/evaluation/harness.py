@@ -135,8 +135,8 @@ def summarize(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def evaluate(
     model: ElasticLlamaForCausalLM | nn.Module | ElasticLlamaLM,
-    subnet: SubnetLike = None,
-    tasks: str | Sequence[str | dict] = ("arc_easy",),
+    subnet: SubnetLike,
+    tasks: str | Sequence[str | dict],
     *,
     limit: int | float | None = None,
     num_fewshot: int | None = None,

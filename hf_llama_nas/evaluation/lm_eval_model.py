@@ -37,8 +37,15 @@ DEFAULT_MAX_TOKENS_PER_ROW = 2048
 
 
 def load_tokenizer(name_or_path: str | os.PathLike) -> PreTrainedTokenizerBase:
-    """The tokenizer stored with a checkpoint (directory, hub id or `.gguf` file), or an error naming the fix."""
+    """The tokenizer stored with a checkpoint (directory, hub id or `.gguf` file), or an error naming the fix.
+
+    A directory without tokenizer files but with exactly one `.gguf` file (where a GGUF-loaded model says it came
+    from) uses that file's tokenizer.
+    """
     path, gguf_file = resolve_checkpoint(name_or_path)
+    if gguf_file is None and os.path.isdir(path) and not os.path.isfile(os.path.join(path, "tokenizer_config.json")):
+        ggufs = [name for name in os.listdir(path) if name.endswith(".gguf")]
+        gguf_file = ggufs[0] if len(ggufs) == 1 else None
     try:
         return AutoTokenizer.from_pretrained(path, gguf_file=gguf_file)
     except (OSError, ValueError) as err:
