@@ -1,5 +1,6 @@
 """Multi-objective search of sub-networks: LINAS (predictor-guided NSGA-II) and its baselines."""
 
+from .callback import LINASCallback
 from .linas import (
     ALGORITHMS,
     LINAS,
@@ -31,6 +32,7 @@ from .predictors import AutoRegressor, SubnetFeaturizer
 from .results import Evaluation, ResultsError, ResultsMismatchError, ResultsStore
 
 __all__ = [
+    "LINASCallback",
     "ALGORITHMS",
     "LINAS",
     "LocalDistribution",

@@ -518,8 +518,9 @@ class LINAS(SearchAlgorithm):
         common = dict(sampling=SpaceSampling(self.space, seed=seed, fixed=front_genes[: self.inner_population // 2]),
                       repair=GeneRepair(self.space, seed), eliminate_duplicates=True, **_integer_operators())
         if len(self.objectives) >= 3:
+            # As many reference directions as fit in the population (NSGA-III needs pop_size >= directions).
             partitions = 1
-            while math.comb(partitions + len(self.objectives) - 1, len(self.objectives) - 1) < self.inner_population:
+            while math.comb(partitions + len(self.objectives), len(self.objectives) - 1) <= self.inner_population:
                 partitions += 1
             ref_dirs = get_reference_directions("das-dennis", len(self.objectives), n_partitions=partitions)
             algorithm = NSGA3(ref_dirs=ref_dirs, pop_size=self.inner_population, **common)

@@ -119,8 +119,12 @@ class SpaceSampling(Sampling):
 
     def _do(self, problem: Problem, n_samples: int, **kwargs: Any) -> np.ndarray:
         rows = [] if self.fixed is None else list(self.fixed[:n_samples])
-        if len(rows) < n_samples:
-            subnets = self.space.sample_many(n_samples - len(rows), seed=self.seed, unique=True)
+        missing = n_samples - len(rows)
+        if missing > 0:
+            # Distinct sub-networks while the space has enough; a tiny space repeats some (pymoo drops duplicates).
+            unique = min(missing, self.space.num_subnets())
+            subnets = self.space.sample_many(unique, seed=self.seed, unique=True)
+            subnets += self.space.sample_many(missing - unique, seed=self.seed + 1)
             rows.extend(self.space.encode(s) for s in subnets)
         return np.asarray(rows, dtype=float)
 
