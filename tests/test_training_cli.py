@@ -8,7 +8,7 @@ import random
 from hf_llama_nas.cli import main
 from hf_llama_nas.modeling import ElasticLlamaForCausalLM
 
-from .training_helpers import SPACE
+from .training_helpers import SPACE, single_thread  # noqa: F401 (autouse fixture)
 
 
 def test_finetune_command_trains_and_saves(llama_dir, tmp_path, capsys):

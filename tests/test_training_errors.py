@@ -10,7 +10,7 @@ from hf_llama_nas import SearchSpace
 from hf_llama_nas.errors import LlamaNASError, SearchSpaceError
 from hf_llama_nas.training import InstaTuneError, InstaTuneTrainer, SubnetSampler
 
-from .training_helpers import SPACE, quiet_args, tiny_elastic, token_blocks
+from .training_helpers import SPACE, quiet_args, tiny_elastic, token_blocks, single_thread  # noqa: F401 (autouse fixture)
 
 
 def test_non_elastic_model_is_refused(llama_dir, tmp_path):

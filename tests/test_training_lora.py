@@ -7,7 +7,7 @@ import torch
 from hf_llama_nas import SubnetConfig
 from hf_llama_nas.training import ElasticLoraLinear, InstaTuneTrainer, get_elastic_peft_model
 
-from .training_helpers import quiet_args, tiny_elastic, token_blocks
+from .training_helpers import quiet_args, tiny_elastic, token_blocks, single_thread  # noqa: F401 (autouse fixture)
 
 SUBNET = SubnetConfig(layers=(0, 2, 3), intermediate_size=(64, 128, 96))
 

@@ -14,7 +14,7 @@ from hf_llama_nas.training import (
 )
 
 from .conftest import VOCAB
-from .training_helpers import SPACE, tiny_elastic
+from .training_helpers import SPACE, tiny_elastic, single_thread  # noqa: F401 (autouse fixture)
 
 
 def test_sampler_is_a_function_of_seed_and_step():

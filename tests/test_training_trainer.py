@@ -12,7 +12,7 @@ from hf_llama_nas import SubnetConfig
 from hf_llama_nas.training import InstaTuneTrainer, distillation_loss
 from hf_llama_nas.training.trainer import SUBNET_LOG_FILE
 
-from .training_helpers import quiet_args, tiny_elastic, token_blocks
+from .training_helpers import quiet_args, tiny_elastic, token_blocks, single_thread  # noqa: F401 (autouse fixture)
 
 
 def read_plans(output_dir) -> list[dict]:
