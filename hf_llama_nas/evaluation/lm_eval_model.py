@@ -81,11 +81,10 @@ class ElasticLlamaLM(HFLM):
             load_kwargs = {"dtype": kwargs.pop("dtype")} if kwargs.get("dtype") not in (None, "auto") else {}
             pretrained = ElasticLlamaForCausalLM.from_pretrained(source, **load_kwargs)
             pretrained.to(kwargs.get("device") or "cpu")
-            tokenizer = tokenizer or load_tokenizer(source)
-        elif tokenizer is None:
-            tokenizer = load_tokenizer(pretrained.name_or_path)
-        elif isinstance(tokenizer, (str, os.PathLike)):
-            tokenizer = load_tokenizer(tokenizer)
+        else:
+            source = pretrained.name_or_path
+        if tokenizer is None or isinstance(tokenizer, (str, os.PathLike)):
+            tokenizer = load_tokenizer(tokenizer or source)
         kwargs.pop("dtype", None)
         kwargs.pop("device", None)
         kwargs.setdefault("backend", "causal")
