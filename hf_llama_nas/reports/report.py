@@ -56,7 +56,7 @@ def _label(objective: dict[str, Any]) -> str:
 def _plot_pareto(store: ResultsStore, quality: dict[str, Any], other: dict[str, Any], path: Path) -> None:
     plt = _pyplot()
     ok = store.ok()
-    front = [e for e in store.pareto() if True]
+    front = store.pareto()
     pair_front = _pair_front(ok, quality, other)
     fig, ax = plt.subplots(figsize=(6.4, 4.6))
     ax.scatter([e.values[other["name"]] for e in ok], [e.values[quality["name"]] for e in ok], s=12, color="0.7",

@@ -24,7 +24,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -247,7 +247,6 @@ class SearchResult:
     machinery_s: float
     new_evaluations: int
     output_dir: Path | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def evaluations(self) -> list[Evaluation]:

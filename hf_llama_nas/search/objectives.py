@@ -274,7 +274,9 @@ def accuracy_objective(tasks: Sequence[str] | str, limit: int | None = None, num
         evaluate = getattr(evaluation, "evaluate", None)
         if evaluate is None:
             raise ObjectiveError("hf_llama_nas.evaluation.evaluate is not available: install the evaluation engine.")
-        results = evaluate(model, subnet, task_list, limit=limit, num_fewshot=num_fewshot, **evaluate_kwargs)
+        # The search has validated `subnet` already; the reference full model may lie outside the space.
+        results = evaluate(model, subnet, task_list, limit=limit, num_fewshot=num_fewshot, check_space=False,
+                           **evaluate_kwargs)
         per_task = {}
         for task in task_list:
             metrics = results.get(task)

@@ -10,7 +10,6 @@ ones predicted. Pure numpy + pymoo: no torch.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -197,7 +196,3 @@ class PredictedProblem(SubnetProblem):
         first = np.sort(first)
         return X[first], np.vstack(self.archive_F)[first], np.vstack(self.archive_G)[first]
 
-
-def finite_or(value: float, fallback: float) -> float:
-    """`value` if finite, else `fallback` (failed evaluations get a bad but finite fitness)."""
-    return value if math.isfinite(value) else fallback
