@@ -7,37 +7,44 @@
     trainer.train()
 """
 
-from .arguments import STRATEGIES, InstaTuneArguments
-from .data import chunk_token_ids, load_training_data, read_text
-from .errors import InstaTuneError
-from .importance import (
-    NEURON_CRITERIA,
-    ImportanceScores,
-    apply_importance_ordering_,
-    compute_importance,
-    permute_mlp_neurons_,
-)
-from .lora import ElasticLoraLinear, elastic_lora_config, get_elastic_peft_model
-from .sampler import SubnetSampler
-from .trainer import InstaTuneTrainer, PlannedNetwork, distillation_loss
+from __future__ import annotations
 
-__all__ = [
-    "STRATEGIES",
-    "InstaTuneArguments",
-    "InstaTuneTrainer",
-    "InstaTuneError",
-    "PlannedNetwork",
-    "SubnetSampler",
-    "distillation_loss",
-    "chunk_token_ids",
-    "load_training_data",
-    "read_text",
-    "NEURON_CRITERIA",
-    "ImportanceScores",
-    "compute_importance",
-    "permute_mlp_neurons_",
-    "apply_importance_ordering_",
-    "ElasticLoraLinear",
-    "elastic_lora_config",
-    "get_elastic_peft_model",
-]
+import importlib
+from typing import Any
+
+#: Public name -> submodule. Imported on first use (PEP 562), so that `llama-nas` sub-commands that never train
+#: (info, extract, ...) do not pay for importing peft/datasets, nor print their import-time warnings.
+_EXPORTS = {
+    "STRATEGIES": "strategies",
+    "InstaTuneArguments": "arguments",
+    "InstaTuneTrainer": "trainer",
+    "PlannedNetwork": "trainer",
+    "distillation_loss": "trainer",
+    "InstaTuneError": "errors",
+    "SubnetSampler": "sampler",
+    "chunk_token_ids": "data",
+    "load_training_data": "data",
+    "read_text": "data",
+    "NEURON_CRITERIA": "importance",
+    "ImportanceScores": "importance",
+    "compute_importance": "importance",
+    "permute_mlp_neurons_": "importance",
+    "apply_importance_ordering_": "importance",
+    "ElasticLoraLinear": "lora",
+    "elastic_lora_config": "lora",
+    "get_elastic_peft_model": "lora",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

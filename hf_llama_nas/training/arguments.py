@@ -1,17 +1,4 @@
-"""`InstaTuneArguments`: the stock `TrainingArguments` plus how sub-networks are trained.
-
-Strategies, with their cost per optimizer step relative to one plain forward/backward of the full network
-(`s` = cost of a sampled sub-network, 0 < s <= 1, about its share of the decoder parameters):
-
-* ``alternate`` (LLaMA-NAS): even steps train the full network, odd steps one sampled sub-network, no
-  distillation. Time (1 + s) / 2 on average, memory of one forward/backward: never above plain training.
-* ``joint`` (InstaTune): each step trains the full network and one sampled sub-network, the sub-network also
-  distilled (KL at temperature T) from the full network's detached logits. Time 1 + s; each network's
-  backward runs right after its forward, so peak memory is one forward/backward plus one copy of the
-  teacher logits (batch x length x vocab floats).
-* ``sandwich`` (BigNAS): the largest, the smallest and `nas_num_random_subnets` random sub-networks per step,
-  all but the largest distilled from the largest. Time 1 + s_min + k * s, memory as ``joint``.
-"""
+"""`InstaTuneArguments`: the stock `TrainingArguments` plus how sub-networks are trained (see `strategies`)."""
 
 from __future__ import annotations
 
@@ -20,9 +7,7 @@ from dataclasses import dataclass, field
 from transformers import TrainingArguments
 
 from .errors import InstaTuneError
-
-#: The sub-network training strategies `InstaTuneTrainer` implements.
-STRATEGIES = ("alternate", "joint", "sandwich")
+from .strategies import STRATEGIES
 
 
 @dataclass

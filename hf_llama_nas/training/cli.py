@@ -18,21 +18,17 @@ import torch
 
 from ..modeling import ElasticLlamaForCausalLM, resolve_checkpoint
 from ..search_space import SearchSpace
-from .arguments import STRATEGIES, InstaTuneArguments
-from .data import load_training_data
 from .errors import InstaTuneError
-from .importance import apply_importance_ordering_
-from .lora import get_elastic_peft_model
-from .trainer import InstaTuneTrainer
+from .strategies import STRATEGIES
 
 
 def _training_data(source: str, tokenizer: Any, block_size: int) -> Any:
     """A local file or saved dataset folder; otherwise a `datasets` name (train split, `text` column)."""
+    from .data import chunk_token_ids, load_training_data
+
     if Path(source).exists():
         return load_training_data(source, tokenizer, block_size)
     from datasets import load_dataset
-
-    from .data import chunk_token_ids
 
     try:
         dataset = load_dataset(source, split="train")
@@ -48,7 +44,13 @@ def _training_data(source: str, tokenizer: Any, block_size: int) -> Any:
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
+    """Heavy imports (peft, datasets) happen here, not when the CLI is built for another sub-command."""
     from transformers import AutoTokenizer
+
+    from .arguments import InstaTuneArguments
+    from .importance import apply_importance_ordering_
+    from .lora import get_elastic_peft_model
+    from .trainer import InstaTuneTrainer
 
     output = Path(args.output)
     if output.is_dir() and any(output.iterdir()) and not (args.resume or args.overwrite):
