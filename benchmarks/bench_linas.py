@@ -101,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=int, default=250, help="evaluations of LINAS and random search")
     parser.add_argument("--nsga2-budget", type=int, default=1000)
     parser.add_argument("--tokens", type=int, default=128)
+    parser.add_argument("--methods", default="linas,random,nsga2", help="methods to run (comma-separated)")
+    parser.add_argument("--merge", type=Path, help="a previous results JSON whose runs of the other methods are kept")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared: 1 avoids oversubscription)")
     parser.add_argument("--output", type=Path, default=REPO_ROOT / "benchmarks/results/bench_linas.json")
     parser.add_argument("--cache", type=Path, default=REPO_ROOT / "benchmarks/results/bench_linas_cache.jsonl")
@@ -124,8 +126,16 @@ def main(argv: list[str] | None = None) -> int:
     log(f"space: {space.num_subnets():.3e} sub-networks; full model perplexity {full_ppl:.2f}; {len(cache.values)} cached")
 
     methods = [("linas", LINAS, args.budget), ("random", RandomSearch, args.budget), ("nsga2", NSGA2Search, args.nsga2_budget)]
+    selected = args.methods.split(",")
     checkpoints = sorted({*range(25, args.nsga2_budget + 1, 25), 50, 100, 250})
     runs: list[dict[str, Any]] = []
+    if args.merge:
+        previous = json.loads(args.merge.read_text())
+        for run in previous["runs"]:
+            if run["method"] not in selected and run["seed"] in args.seeds:
+                run["curve"] = {int(k): v for k, v in run["curve"].items()}
+                run["bounds"] = previous["problem"]["hypervolume_bounds"]
+                runs.append(run)
     work = Path(tempfile.mkdtemp(prefix="bench_linas_"))
 
     def write(final: bool) -> dict[str, Any]:
@@ -174,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
             "summary": summary,
             "runs": [{k: v for k, v in r.items() if k != "bounds"} for r in runs],
             "cache": {"entries": len(cache.values), "hits": cache.hits, "misses": cache.misses},
+            "merged_runs_from": str(args.merge) if args.merge else None,
             "machine": {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                         "torch": torch.__version__, "python": platform.python_version()},
             "wall_time_s": time.perf_counter() - started,
@@ -185,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
 
     for seed in args.seeds:
         for name, cls, budget in methods:
+            if name not in selected:
+                continue
             run_start = time.perf_counter()
             algorithm = cls(space, [perplexity, "params"], num_evals=budget, population=50, seed=seed)
             result = algorithm.run(model, output_dir=work / f"{name}-{seed}", progress=False,
@@ -195,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
             record = {
                 "method": name,
                 "seed": seed,
+                "settings": store.header["algorithm"],
                 "evaluations": len(store),
                 "curve": curve,
                 "wall_s": time.perf_counter() - run_start,

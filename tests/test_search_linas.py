@@ -89,7 +89,7 @@ def test_bad_settings_raise():
 
 
 def test_linas_on_a_tiny_elastic_model_with_perplexity(llama_dir):
-    space = SearchSpace.for_model(DIMS if False else _config(llama_dir), num_layers=(2, 3, 4),
+    space = SearchSpace.for_model(_config(llama_dir), num_layers=(2, 3, 4),
                                   intermediate_size=(64, 128), layer_mode="any")
     model = ElasticLlamaForCausalLM.from_pretrained(llama_dir, search_space=space).eval()
     ids = torch.arange(4, 36)
@@ -106,3 +106,26 @@ def _config(path):
     from hf_llama_nas.modeling import load_config_dict
 
     return load_config_dict(path)
+
+
+def test_stratified_initial_population_spans_the_sizes():
+    from hf_llama_nas.search.problem import stratified_sample
+
+    sizes = sorted(s.num_parameters(DIMS) for s in stratified_sample(SPACE, 20, seed=0))
+    uniform = sorted(s.num_parameters(DIMS) for s in SPACE.sample_many(20, seed=0, unique=True))
+    assert len(sizes) == 20
+    assert sizes[-1] - sizes[0] > uniform[-1] - uniform[0]
+    result = linas(num_evals=15, initial="stratified", ensemble=True).run(dims=DIMS, progress=False)
+    assert result.store.rounds[0]["predictors"]["loss"]["chosen"] == "ensemble"
+    assert len(result.store) == 15
+
+
+def test_targets_beyond_the_reference_are_capped():
+    search = linas()
+    objective = loss_objective()
+    bounds = {"ideal": {"loss": 10.0}, "reference": {"loss": 1000.0}}
+    y = np.log([20.0, 1e3, 1e9])
+    capped = search._clip_targets(objective, y, bounds)
+    cap = np.log(1000) + 0.5 * (np.log(1000) - np.log(10))
+    assert capped[:2].tolist() == y[:2].tolist() and capped[2] == pytest.approx(cap)
+    assert search._clip_targets(objective, y, {}).tolist() == y.tolist()

@@ -47,7 +47,7 @@ from ..search_space import ModelDims, SearchSpace, SubnetConfig
 from .objectives import Objective, cheap_bounds, check_objectives, resolve_objectives
 from .pareto import hypervolume_contributions, hypervolume_improvement_2d, non_dominated_mask
 from .predictors import AutoRegressor, SubnetFeaturizer, prediction_quality
-from .problem import CheapObjectives, GeneRepair, PredictedProblem, SpaceSampling, SubnetProblem
+from .problem import CheapObjectives, GeneRepair, PredictedProblem, SpaceSampling, SubnetProblem, stratified_sample
 from .results import PARETO_FILE, Evaluation, ResultsStore
 
 __all__ = [
@@ -445,7 +445,9 @@ class LINAS(SearchAlgorithm):
     name = "linas"
 
     def __init__(self, *args: Any, inner_population: int = 100, inner_generations: int = 25,
-                 predictors: Sequence[str] = ("ridge", "svr", "trees"), cv_folds: int = 5, **kwargs: Any):
+                 predictors: Sequence[str] = ("ridge", "svr", "trees"), cv_folds: int = 5,
+                 clip_margin: float | None = 0.5, ensemble: bool = False, initial: str = "uniform",
+                 **kwargs: Any):
         super().__init__(*args, **kwargs)
         if inner_population < 4 or inner_generations < 1:
             raise SearchError("inner_population must be >= 4 and inner_generations >= 1.")
@@ -453,17 +455,27 @@ class LINAS(SearchAlgorithm):
         self.inner_generations = int(inner_generations)
         self.predictor_names = tuple(predictors)
         self.cv_folds = int(cv_folds)
+        self.clip_margin = clip_margin
+        self.ensemble = bool(ensemble)
+        if initial not in ("uniform", "stratified"):
+            raise SearchError(f"initial must be 'uniform' or 'stratified', got {initial!r}.")
+        self.initial = initial
 
     def settings(self) -> dict[str, Any]:
         return {**super().settings(), "inner_population": self.inner_population,
                 "inner_generations": self.inner_generations, "predictors": list(self.predictor_names),
-                "cv_folds": self.cv_folds}
+                "cv_folds": self.cv_folds, "clip_margin": self.clip_margin, "ensemble": self.ensemble,
+                "initial": self.initial}
 
     def _search(self, session: SearchSession, dims: ModelDims) -> None:
         cheap = CheapObjectives(self.objectives, self.space, dims)
         featurizer = SubnetFeaturizer(self.space)
         expensive = [o for o in self.objectives if not o.cheap]
-        initial = self.space.sample_many(min(self.population, self.space.num_subnets()), seed=self.seed, unique=True)
+        size = min(self.population, self.space.num_subnets())
+        if self.initial == "stratified":
+            initial = stratified_sample(self.space, size, seed=self.seed)
+        else:
+            initial = self.space.sample_many(size, seed=self.seed, unique=True)
         session.evaluate(initial)
         previous: dict[str, Any] | None = None
         while session.remaining:
@@ -489,11 +501,13 @@ class LINAS(SearchAlgorithm):
                 "check the errors recorded in the results file."
             )
         X = featurizer.transform_subnets([e.subnet for e in ok])
+        bounds = session.store.header.get("hypervolume") or {}
         predictors = {}
         for objective in expensive:
             y = np.array([objective.transform(e.values[objective.name]) for e in ok])
-            predictors[objective.name] = AutoRegressor(self.predictor_names, self.cv_folds,
-                                                       seed=self.seed + session.round).fit(X, y)
+            y = self._clip_targets(objective, y, bounds)
+            predictors[objective.name] = AutoRegressor(self.predictor_names, self.cv_folds, seed=self.seed + session.round,
+                                                       ensemble=self.ensemble).fit(X, y)
         fitted = time.perf_counter()
         batch, predicted = self._propose(session, cheap, predictors, ok)
         proposed = time.perf_counter()
@@ -506,6 +520,20 @@ class LINAS(SearchAlgorithm):
             "predictors": {name: p.report() for name, p in predictors.items()},
         }
         return batch, predicted, record
+
+    def _clip_targets(self, objective: Objective, y: np.ndarray, bounds: Mapping[str, Any]) -> np.ndarray:
+        """Cap targets far beyond the recorded reference point (when there is one) before fitting.
+
+        Sub-networks a hundred times worse than the reference tell the predictor nothing about ranking
+        inside the region that counts, but their huge errors dominate its fit; capped at
+        `reference + clip_margin * (reference - ideal)` (on the objective's scale) they still read as bad.
+        """
+        ideal, reference = bounds.get("ideal", {}).get(objective.name), bounds.get("reference", {}).get(objective.name)
+        if self.clip_margin is None or ideal is None or reference is None:
+            return y
+        low, high = objective.transform(ideal), objective.transform(reference)
+        cap = high + self.clip_margin * (high - low)
+        return np.minimum(y, cap) if objective.direction == "minimize" else np.maximum(y, cap)
 
     def _propose(self, session: SearchSession, cheap: CheapObjectives, predictors: Mapping[str, AutoRegressor],
                  ok: Sequence[Evaluation]) -> tuple[list[SubnetConfig], dict[str, dict[str, float]]]:

@@ -319,32 +319,32 @@ def _timed_forwards(model: Any, batch_size: int, sequence_length: int, warmup: i
     return times
 
 
-def latency_objective(batch_size: int = 1, sequence_length: int = 128, warmup: int = 2, repeats: int = 5,
-                      constraint: float | None = None) -> Objective:
-    """Median forward latency in seconds at a fixed batch and sequence length, measured on the model's device."""
+def _timing_objective(name: str, direction: str, unit: str, from_median: Callable[[float], float], batch_size: int,
+                      sequence_length: int, warmup: int, repeats: int, constraint: float | None) -> Objective:
+    """An objective measured from the median of timed forward passes (`from_median` maps seconds to the value)."""
     _check_timing(batch_size, sequence_length, warmup, repeats)
 
     def measure(model: Any, subnet: SubnetConfig) -> dict[str, Any]:
         times = _timed_forwards(model, batch_size, sequence_length, warmup, repeats)
-        return {"value": statistics.median(times), "times_s": times}
+        return {"value": from_median(statistics.median(times)), "times_s": times}
 
-    return Objective(name="latency", direction="minimize", kind="expensive", fn=measure, constraint=constraint,
-                     unit="s", options={"batch_size": batch_size, "sequence_length": sequence_length,
-                                        "warmup": warmup, "repeats": repeats})
+    return Objective(name=name, direction=direction, kind="expensive", fn=measure, constraint=constraint, unit=unit,
+                     options={"batch_size": batch_size, "sequence_length": sequence_length, "warmup": warmup,
+                              "repeats": repeats})
+
+
+def latency_objective(batch_size: int = 1, sequence_length: int = 128, warmup: int = 2, repeats: int = 5,
+                      constraint: float | None = None) -> Objective:
+    """Median forward latency in seconds at a fixed batch and sequence length, measured on the model's device."""
+    return _timing_objective("latency", "minimize", "s", lambda median: median, batch_size, sequence_length,
+                             warmup, repeats, constraint)
 
 
 def throughput_objective(batch_size: int = 8, sequence_length: int = 128, warmup: int = 2, repeats: int = 5,
                          constraint: float | None = None) -> Objective:
     """Tokens per second of forward passes (batch * sequence / median time), measured on the model's device."""
-    _check_timing(batch_size, sequence_length, warmup, repeats)
-
-    def measure(model: Any, subnet: SubnetConfig) -> dict[str, Any]:
-        times = _timed_forwards(model, batch_size, sequence_length, warmup, repeats)
-        return {"value": batch_size * sequence_length / statistics.median(times), "times_s": times}
-
-    return Objective(name="throughput", direction="maximize", kind="expensive", fn=measure, constraint=constraint,
-                     unit="tokens/s", options={"batch_size": batch_size, "sequence_length": sequence_length,
-                                               "warmup": warmup, "repeats": repeats})
+    return _timing_objective("throughput", "maximize", "tokens/s", lambda median: batch_size * sequence_length / median,
+                             batch_size, sequence_length, warmup, repeats, constraint)
 
 
 def peak_memory_objective(batch_size: int = 1, sequence_length: int = 128, constraint: float | None = None) -> Objective:

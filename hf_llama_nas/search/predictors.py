@@ -93,7 +93,9 @@ def prediction_quality(y_true: Sequence[float], y_pred: Sequence[float]) -> dict
 
 
 class AutoRegressor(RegressorMixin, BaseEstimator):
-    """Fits every candidate regressor, keeps the one with the lowest held-out MAE.
+    """Fits every candidate regressor, keeps the one with the lowest held-out MAE (or, with `ensemble=True`,
+    averages all of them weighted by inverse held-out MAE: a tree ensemble cannot extrapolate beyond the
+    best value it has seen, a linear model can, and the search needs both).
 
     Held-out predictions are K-fold out-of-fold ones for ridge and SVR, and the out-of-bag ones of a
     single bagged fit for the tree ensemble (as honest, K times cheaper: the search machinery must stay
@@ -103,10 +105,12 @@ class AutoRegressor(RegressorMixin, BaseEstimator):
     predictions), `quality_` (the chosen one's), `estimator_` (refit on all data).
     """
 
-    def __init__(self, candidates: Sequence[str] = CANDIDATE_REGRESSORS, folds: int = 5, seed: int = 0):
+    def __init__(self, candidates: Sequence[str] = CANDIDATE_REGRESSORS, folds: int = 5, seed: int = 0,
+                 ensemble: bool = False):
         self.candidates = candidates
         self.folds = folds
         self.seed = seed
+        self.ensemble = ensemble
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> AutoRegressor:
         X, y = np.asarray(X, dtype=float), np.asarray(y, dtype=float)
@@ -115,7 +119,7 @@ class AutoRegressor(RegressorMixin, BaseEstimator):
         folds = min(self.folds, len(y))
         if folds >= 3 and len(candidates) > 1:
             splitter = KFold(n_splits=folds, shuffle=True, random_state=self.seed)
-            fitted = {}
+            fitted, oofs = {}, {}
             for name in candidates:
                 if name == "trees":
                     fitted[name] = make_regressor(name, self.seed).fit(X, y)
@@ -124,9 +128,17 @@ class AutoRegressor(RegressorMixin, BaseEstimator):
                     oof = np.empty_like(y)
                     for train, test in splitter.split(X):
                         oof[test] = make_regressor(name, self.seed).fit(X[train], y[train]).predict(X[test])
+                oofs[name] = oof
                 self.cv_[name] = prediction_quality(y, oof)
             self.chosen_ = min(candidates, key=lambda n: (self.cv_[n]["mae"], candidates.index(n)))
             self.estimator_ = fitted.get(self.chosen_) or make_regressor(self.chosen_, self.seed).fit(X, y)
+            if self.ensemble:
+                self.members_ = {name: fitted.get(name) or make_regressor(name, self.seed).fit(X, y) for name in candidates}
+                inverse = {name: 1.0 / max(self.cv_[name]["mae"], 1e-12) for name in candidates}
+                self.weights_ = {name: w / sum(inverse.values()) for name, w in inverse.items()}
+                self.chosen_ = "ensemble"
+                combined = sum(w * oofs[name] for name, w in self.weights_.items())
+                self.cv_["ensemble"] = {**prediction_quality(y, combined), "weights": self.weights_}
         else:
             self.chosen_ = candidates[0]
             self.cv_[self.chosen_] = {"kendall_tau": math.nan, "mae": math.nan}
@@ -135,7 +147,10 @@ class AutoRegressor(RegressorMixin, BaseEstimator):
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        return self.estimator_.predict(np.asarray(X, dtype=float))
+        X = np.asarray(X, dtype=float)
+        if getattr(self, "members_", None):
+            return sum(w * self.members_[name].predict(X) for name, w in self.weights_.items())
+        return self.estimator_.predict(X)
 
     def report(self) -> dict[str, Any]:
         """What the round log records about this predictor."""

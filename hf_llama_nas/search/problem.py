@@ -22,7 +22,7 @@ from ..search_space import ModelDims, SearchSpace, SubnetConfig
 from .objectives import Objective, additive_table
 from .predictors import SubnetFeaturizer
 
-__all__ = ["CheapObjectives", "GeneRepair", "SpaceSampling", "SubnetProblem", "PredictedProblem"]
+__all__ = ["CheapObjectives", "GeneRepair", "SpaceSampling", "SubnetProblem", "PredictedProblem", "stratified_sample"]
 
 
 class CheapObjectives:
@@ -65,6 +65,36 @@ class CheapObjectives:
     def subnet_values(self, subnet: SubnetConfig) -> dict[str, float]:
         """Exact values for one sub-network (the direct computation, not the table)."""
         return {o.name: o.compute_cheap(subnet, self.dims) for o in self.objectives}
+
+
+def stratified_sample(space: SearchSpace, n: int, seed: int = 0) -> list[SubnetConfig]:
+    """`n` distinct sub-networks spread evenly over size: a Latin hypercube over (depth, typical width).
+
+    Uniform sampling (`SearchSpace.sample`) almost never draws a sub-network close to the largest or
+    the smallest one, so predictors fitted on it cannot see what happens there. Here sample i gets a
+    depth quantile and a width quantile from two independent permutations of n strata; each kept layer
+    then takes a width near its width quantile, and the kept layers are a random subset.
+    """
+    rng = np.random.default_rng(seed)
+    depths, widths = np.asarray(space.num_layers), np.asarray(space.intermediate_size)
+    chosen: dict[SubnetConfig, None] = {}
+    attempts = 0
+    limit = min(n, space.num_subnets())
+    while len(chosen) < limit and attempts < 100 * max(n, 1):
+        batch = limit - len(chosen)
+        depth_q = (rng.permutation(batch) + rng.random(batch)) / batch
+        width_q = (rng.permutation(batch) + rng.random(batch)) / batch
+        for dq, wq in zip(depth_q, width_q):
+            attempts += 1
+            depth = int(depths[min(int(dq * len(depths)), len(depths) - 1)])
+            centre = wq * (len(widths) - 1)
+            index = np.clip(np.rint(centre + rng.normal(0.0, 0.6, depth)), 0, len(widths) - 1).astype(int)
+            if space.layer_mode == "prefix":
+                layers = tuple(range(depth))
+            else:
+                layers = tuple(sorted(rng.choice(space.num_hidden_layers, depth, replace=False).tolist()))
+            chosen.setdefault(SubnetConfig(layers=layers, intermediate_size=tuple(int(w) for w in widths[index])), None)
+    return list(chosen)[:limit]
 
 
 class GeneRepair(Repair):
