@@ -102,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nsga2-budget", type=int, default=1000)
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--methods", default="linas,random,nsga2", help="methods to run (comma-separated)")
-    parser.add_argument("--merge", type=Path, help="a previous results JSON whose runs of the other methods are kept")
+    parser.add_argument("--merge", type=Path, nargs="+", default=[],
+                        help="previous results JSONs whose runs of the other methods (and these seeds) are kept")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared: 1 avoids oversubscription)")
     parser.add_argument("--output", type=Path, default=REPO_ROOT / "benchmarks/results/bench_linas.json")
     parser.add_argument("--cache", type=Path, default=REPO_ROOT / "benchmarks/results/bench_linas_cache.jsonl")
@@ -126,11 +127,11 @@ def main(argv: list[str] | None = None) -> int:
     log(f"space: {space.num_subnets():.3e} sub-networks; full model perplexity {full_ppl:.2f}; {len(cache.values)} cached")
 
     methods = [("linas", LINAS, args.budget), ("random", RandomSearch, args.budget), ("nsga2", NSGA2Search, args.nsga2_budget)]
-    selected = args.methods.split(",")
+    selected = [name for name in args.methods.split(",") if name]
     checkpoints = sorted({*range(25, args.nsga2_budget + 1, 25), 50, 100, 250})
     runs: list[dict[str, Any]] = []
-    if args.merge:
-        previous = json.loads(args.merge.read_text())
+    for merged in args.merge:
+        previous = json.loads(merged.read_text())
         for run in previous["runs"]:
             if run["method"] not in selected and run["seed"] in args.seeds:
                 run["curve"] = {int(k): v for k, v in run["curve"].items()}
@@ -184,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
             "summary": summary,
             "runs": [{k: v for k, v in r.items() if k != "bounds"} for r in runs],
             "cache": {"entries": len(cache.values), "hits": cache.hits, "misses": cache.misses},
-            "merged_runs_from": str(args.merge) if args.merge else None,
+            "merged_runs_from": [str(path) for path in args.merge],
             "machine": {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                         "torch": torch.__version__, "python": platform.python_version()},
             "wall_time_s": time.perf_counter() - started,

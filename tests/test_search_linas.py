@@ -42,8 +42,9 @@ def test_linas_finds_a_better_front_than_random_search_on_an_easy_problem():
 
 
 def test_baselines_share_the_interface_and_the_initial_population():
-    runs = {cls.name: cls(SPACE, [loss_objective(), "params"], num_evals=20, population=10, seed=4).run(
-        dims=DIMS, progress=False) for cls in (LINAS, NSGA2Search, RandomSearch)}
+    options = {LINAS: {"initial": "uniform"}, NSGA2Search: {}, RandomSearch: {}}
+    runs = {cls.name: cls(SPACE, [loss_objective(), "params"], num_evals=20, population=10, seed=4, **kw).run(
+        dims=DIMS, progress=False) for cls, kw in options.items()}
     for result in runs.values():
         assert len(result.store) == 20 and len({e.id for e in result.store}) == 20
     initial = [{e.id for e in r.store.evaluations[:10]} for r in runs.values()]

@@ -5,7 +5,7 @@ computes cheap objectives exactly, measures expensive ones on the model, appends
 the results file as soon as it finishes, never evaluates a sub-network twice, and splits batches
 across processes when distributed), and stops when `num_evals` real evaluations are spent.
 
-* `LINAS`: random initial population; then per round a predictor per expensive objective
+* `LINAS`: an initial population spread over the whole size range; then per round a predictor per expensive objective
   (`AutoRegressor`), an inner pymoo NSGA-II (NSGA-III for three or more objectives) over predicted
   expensive and exact cheap objectives for thousands of candidates, and a real evaluation of the
   batch of not-yet-evaluated candidates that adds the most *predicted* hypervolume to the real front
@@ -436,7 +436,8 @@ class NSGA2Search(SearchAlgorithm):
 class LINAS(SearchAlgorithm):
     """Lightweight Iterative NAS: predictor-guided NSGA-II, real evaluations only where they pay most.
 
-    `population` random sub-networks are evaluated first; then each round fits an `AutoRegressor`
+    `population` sub-networks spread evenly over size (`initial="stratified"`, see `stratified_sample`;
+    "uniform" draws them as `SearchSpace.sample` does) are evaluated first; then each round fits an `AutoRegressor`
     per expensive objective, runs the inner search (`inner_population` x `inner_generations`
     predicted candidates, started from the real Pareto set) and evaluates `batch_size` new candidates
     chosen by greedy predicted hypervolume improvement.
@@ -446,7 +447,7 @@ class LINAS(SearchAlgorithm):
 
     def __init__(self, *args: Any, inner_population: int = 100, inner_generations: int = 25,
                  predictors: Sequence[str] = ("ridge", "svr", "trees"), cv_folds: int = 5,
-                 clip_margin: float | None = 0.5, ensemble: bool = False, initial: str = "uniform",
+                 clip_margin: float | None = 0.5, ensemble: bool = False, initial: str = "stratified",
                  **kwargs: Any):
         super().__init__(*args, **kwargs)
         if inner_population < 4 or inner_generations < 1:
