@@ -1,7 +1,9 @@
 """Benchmark: lm-eval's stock HF model (`HFLM`) versus prefix-shared scoring (`ElasticLlamaLM`), side by side.
 
     python benchmarks/bench_evaluation.py                       # speed: ARC-Easy, PIQA, MMLU (5 subjects, 5-shot)
-    python benchmarks/bench_evaluation.py --baseline --limit 500  # accuracy of the full model on every pack task
+    python benchmarks/bench_evaluation.py --baseline --limit 200 --mmlu-limit 5 --batch-size 32
+                                                     # accuracy of the full model on every pack task (merged into
+                                                     # the existing baseline file, one task at a time)
 
 On SmolLM2-135M-Instruct (the GGUF in ../shared/data, de-quantised to fp32, CPU), one model object serves both
 sides, with the same batch size, the same tasks and the same `limit`, in one process, each task run by both
@@ -156,7 +158,8 @@ def speed(args: argparse.Namespace, model: ElasticLlamaForCausalLM, tokenizer: A
 
 def baseline(args: argparse.Namespace, model: ElasticLlamaForCausalLM, tokenizer: Any) -> dict[str, Any]:
     engine = ElasticLlamaLM(model, tokenizer=tokenizer, batch_size=args.batch_size)
-    report: dict[str, Any] = {}
+    output = args.output or RESULTS_DIR / "baseline_accuracy.json"
+    report: dict[str, Any] = json.loads(output.read_text())["baseline"] if output.is_file() else {}
     for task in args.tasks or [task for task in PACK_TASKS if task != "mmlu"] + ["mmlu"]:
         limit = args.mmlu_limit if task == "mmlu" else args.limit
         log(f"baseline {task}, limit {limit}")
@@ -173,7 +176,7 @@ def baseline(args: argparse.Namespace, model: ElasticLlamaForCausalLM, tokenizer
                 name: scores[name]["acc"] for name in ("mmlu_stem", "mmlu_humanities", "mmlu_social_sciences", "mmlu_other")
             }
         log(json.dumps(report[task]))
-        write(args.output or RESULTS_DIR / "baseline_accuracy.json", args, {"baseline": report})
+        write(output, args, {"baseline": report})
     return report
 
 

@@ -95,13 +95,25 @@ def test_rows_respect_request_and_token_caps():
     rows = pack_requests(requests, max_length=128, max_requests_per_row=6, max_tokens_per_row=40)
     assert sorted(i for row in rows for i in row.request_ids) == list(range(len(requests)))
     for row in rows:
+        first_input = model_input(requests[row.request_ids[0]][1], requests[row.request_ids[0]][2], 128)[0]
         assert len(row.request_ids) <= 6
-        assert len(row) <= 40 or len(row.request_ids) == 1
+        assert len(row) <= max(40, 2 * len(first_input))
     for row in rows:
         for index, nodes, targets in zip(row.request_ids, row.request_nodes, row.request_targets):
             tokens, expected_targets = model_input(requests[index][1], requests[index][2], 128)
             assert targets == expected_targets
             assert [row.tokens[n] for n in nodes] == tokens[len(tokens) - len(targets) :]
+
+
+def test_prompts_longer_than_the_row_cap_still_share_their_prefix():
+    """Like 5-shot MMLU on long subjects: each prompt exceeds the cap, its choices and the shared shots are packed once."""
+    shots = list(range(4, 60))
+    requests = [(None, shots + [60 + q, 70 + q], [token]) for q in range(3) for token in (80, 81, 82, 83)]
+    rows = pack_requests(requests, max_length=128, max_requests_per_row=12, max_tokens_per_row=16)
+    assert len(rows) == 1 and len(rows[0]) == len(shots) + 3 * 2
+    engine, stock = both(make_model(), batch_size=12)
+    engine.max_tokens_per_row = 16
+    assert_same(engine._loglikelihood_tokens(requests, disable_tqdm=True), stock._loglikelihood_tokens(requests, disable_tqdm=True))
 
 
 def test_text_requests_with_shared_and_partial_contexts_match_stock():

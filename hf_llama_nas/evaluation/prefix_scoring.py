@@ -82,12 +82,14 @@ def pack_requests(
 
     In lexicographic order a request shares its longest prefix with its predecessor, so each new request
     branches off the previous request's path. A row takes at most `max_requests_per_row` requests and
-    `max_tokens_per_row` trie nodes (a single longer request gets a row of its own).
+    `max(max_tokens_per_row, 2 * its first request's length)` trie nodes, so that requests longer than the cap
+    (e.g. 5-shot MMLU prompts of some subjects) still share their prompt; a request that adds no node always fits.
     """
     inputs = [model_input(context, continuation, max_length) for _, context, continuation in requests]
     order = sorted(range(len(requests)), key=lambda index: inputs[index][0])
     rows: list[PackedRow] = []
     row = PackedRow()
+    row_capacity = max_tokens_per_row
     previous_tokens: list[int] = []
     previous_path: list[int] = []
     for index in order:
@@ -95,10 +97,12 @@ def pack_requests(
         shared = _common_prefix_length(previous_tokens, tokens) if row.request_ids else 0
         new_nodes = len(tokens) - shared
         if row.request_ids and (
-            len(row.request_ids) >= max_requests_per_row or len(row) + new_nodes > max_tokens_per_row
+            len(row.request_ids) >= max_requests_per_row or (new_nodes > 0 and len(row) + new_nodes > row_capacity)
         ):
             rows.append(row)
             row, shared = PackedRow(), 0
+        if not row.request_ids:
+            row_capacity = max(max_tokens_per_row, 2 * len(tokens))
         path = previous_path[:shared]
         for token in tokens[shared:]:
             row.parents.append(path[-1] if path else -1)
