@@ -19,6 +19,7 @@ when the value came from the cache).
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import platform
@@ -42,6 +43,20 @@ from hf_llama_nas.search import LINAS, NSGA2Search, Objective, RandomSearch  # n
 from hf_llama_nas.search_space import SearchSpace, SubnetConfig  # noqa: E402
 
 WIDTHS = (512, 768, 1024, 1280, 1536)
+#: LINAS variants of the ablation: the published recipe's uniform initial population and uncapped targets, then
+#: one change at a time towards the defaults (capped targets, size-stratified initial population).
+ABLATIONS = {
+    "uniform init, uncapped targets": {"initial": "uniform", "clip_margin": None},
+    "uniform init, capped targets": {"initial": "uniform"},
+    "uniform init, capped, batches of 10": {"initial": "uniform", "batch_size": 10},
+    "uniform init, capped, batches of 10, 6 inner generations": {"initial": "uniform", "batch_size": 10,
+                                                                  "inner_generations": 6},
+    "uniform init, capped, inverse-MAE ensemble": {"initial": "uniform", "ensemble": True},
+    "stratified init, capped targets (default)": {},
+}
+#: Thousands of forwards of differently shaped sub-networks fragment glibc's heap (a run of several thousand
+#: evaluations grew past 12 GB and was OOM-killed); returning free memory after each one keeps it flat.
+_LIBC = ctypes.CDLL("libc.so.6")
 REFERENCE = {"ideal": {"perplexity": 10.0}, "reference": {"perplexity": 1000.0}}
 
 
@@ -71,6 +86,7 @@ class PerplexityCache:
         value = evaluate_perplexity(model, self.ids, context_length=len(self.ids), progress=False).perplexity
         elapsed = time.perf_counter() - start
         self.values[subnet.id] = (value, elapsed)
+        _LIBC.malloc_trim(0)
         with open(self.path, "a") as handle:
             handle.write(json.dumps({"id": subnet.id, "perplexity": value, "time_s": elapsed}) + "\n")
         return value
@@ -104,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", default="linas,random,nsga2", help="methods to run (comma-separated)")
     parser.add_argument("--merge", type=Path, nargs="+", default=[],
                         help="previous results JSONs whose runs of the other methods (and these seeds) are kept")
+    parser.add_argument("--ablations", action="store_true",
+                        help="also run LINAS variants on the first seed (what each design choice is worth)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared: 1 avoids oversubscription)")
     parser.add_argument("--output", type=Path, default=REPO_ROOT / "benchmarks/results/bench_linas.json")
     parser.add_argument("--cache", type=Path, default=REPO_ROOT / "benchmarks/results/bench_linas_cache.jsonl")
@@ -229,7 +247,24 @@ def main(argv: list[str] | None = None) -> int:
                 + f"; machinery {result.machinery_s:.1f}s of {real_eval_s:.0f}s real eval "
                 f"({record['machinery_fraction']:.1%}); wall {record['wall_s']:.0f}s; cache hits {cache.hits}")
             write(final=False)
+    ablations = []
+    if args.ablations:
+        seed = args.seeds[0]
+        for label, options in ABLATIONS.items():
+            algorithm = LINAS(space, [perplexity, "params"], num_evals=args.budget, population=50, seed=seed,
+                              **options)
+            result = algorithm.run(model, output_dir=work / f"ablation-{len(ablations)}", progress=False,
+                                   hypervolume_reference=REFERENCE)
+            real_eval_s = sum(cache.time_of(e.id) for e in result.store)
+            ablations.append({"variant": label, "options": options, "seed": seed,
+                              "curve": hv_curve(result.store, [50, 100, 150, 200, 250]),
+                              "machinery_s": result.machinery_s,
+                              "machinery_fraction": result.machinery_s / (result.machinery_s + real_eval_s)})
+            log(f"ablation {label}: HV@{args.budget} {ablations[-1]['curve'].get(args.budget, float('nan')):.4f}")
     results = write(final=True)
+    if ablations:
+        results["ablations"] = ablations
+        args.output.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results["summary"], indent=2))
     return 0
 
