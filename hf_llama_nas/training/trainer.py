@@ -258,7 +258,8 @@ class InstaTuneTrainer(Trainer):
     # ----- logging -----
 
     def _record_plan(self, step: int, plan: list[PlannedNetwork]) -> None:
-        if plan == self._last_plan and step == self._planned_step:
+        """Remember the step's plan and append it to the JSON-lines record once per step (not per micro-batch)."""
+        if step == self._planned_step:
             return
         self._last_plan, self._planned_step = plan, step
         if self.args.should_save:
@@ -273,7 +274,7 @@ class InstaTuneTrainer(Trainer):
         sums[step] = sums[step] + value.detach() if step in sums else value.detach().clone()
 
     def _subnet_summary(self) -> dict[str, float]:
-        """Size of the last step's sampled (or smallest planned) network, as numbers loggers can plot."""
+        """Size of the last sub-network the latest step planned (full if none), as numbers loggers can plot."""
         subnets = [m.subnet for m in self._last_plan if m.subnet is not None]
         config = self._elastic.config
         subnet = subnets[-1] if subnets else SubnetConfig.full(config)
