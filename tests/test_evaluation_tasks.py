@@ -39,12 +39,12 @@ def model() -> ElasticLlamaForCausalLM:
 
 
 def test_every_pack_task_loads_and_runs_on_a_few_items(model):
-    scores = evaluate(model, None, list(PACK_TASKS), limit=2, tokenizer=tiny_tokenizer())
+    scores = evaluate(model, None, list(PACK_TASKS), limit=1, tokenizer=tiny_tokenizer())
     for task in PACK_TASKS:
         assert 0.0 <= scores[task]["acc"] <= 1.0
     for task in ("arc_easy", "arc_challenge", "piqa", "hellaswag_subset"):
-        assert "acc_norm" in scores[task] and scores[task]["num_samples"] == 2
-    assert scores["mmlu"]["num_samples"] == 57 * 2
+        assert "acc_norm" in scores[task] and scores[task]["num_samples"] == 1
+    assert scores["mmlu"]["num_samples"] == 57
     assert {"mmlu_stem", "mmlu_humanities", "mmlu_social_sciences", "mmlu_other", "mmlu_anatomy"} <= scores.keys()
 
 
@@ -95,7 +95,7 @@ def test_memory_stays_flat_over_repeated_evaluations(model):
 
     evaluate(model, subnets[1], ["winogrande"], limit=3, tokenizer=tokenizer)
     before = live_tensors()
-    for round_ in range(3):
+    for round_ in range(2):
         evaluate(model, subnets[round_ % 3], ["winogrande"], limit=3, tokenizer=tokenizer)
     assert live_tensors() <= before
 

@@ -8,7 +8,7 @@ package (`tasks/`), whose tasks take the standard names (`arc_easy`, `arc_challe
 their data from `data_dir` (default: the shared data folder) instead of the Hub.
 
 Between calls nothing grows: each call wraps the model in a fresh, light `ElasticLlamaLM` (no weight is loaded or
-copied), and only the task index and up to a few tokenizers are cached.
+copied), and only the task index (one per process) and up to a few tokenizers are cached.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from ..errors import LlamaNASError
 from ..modeling import ElasticLlamaForCausalLM
 from ..modeling.modeling_elastic_llama import SubnetLike
 from .lm_eval_model import ElasticLlamaLM, load_tokenizer
+from .task_data import using_data_dir
 
 #: The offline task pack shipped with the package.
 TASK_PACK_DIR = Path(__file__).resolve().parent / "tasks"
@@ -81,12 +82,14 @@ def _quiet_lm_eval() -> Iterator[None]:
             logger.removeFilter(log_filter)
 
 
-@functools.lru_cache(maxsize=4)
-def task_manager(data_dir: str | None = None, include_defaults: bool = True) -> TaskManager:
-    """lm-eval's task index with the offline pack on top (its tasks win over Hub tasks of the same name)."""
-    metadata = {"data_dir": os.fspath(data_dir)} if data_dir else None
+@functools.lru_cache(maxsize=2)
+def task_manager(include_defaults: bool = True) -> TaskManager:
+    """lm-eval's task index with the offline pack on top (its tasks win over Hub tasks of the same name).
+
+    Built once per process (scanning lm-eval's task folders takes seconds); the data directory is not part of it.
+    """
     with _quiet_lm_eval():
-        return TaskManager(include_path=str(TASK_PACK_DIR), include_defaults=include_defaults, metadata=metadata)
+        return TaskManager(include_path=str(TASK_PACK_DIR), include_defaults=include_defaults)
 
 
 @functools.lru_cache(maxsize=4)
@@ -161,7 +164,7 @@ def evaluate(
     task_list = [tasks] if isinstance(tasks, str) else list(tasks)
     if not task_list:
         raise UnknownTaskError("No task given: pass at least one task name, e.g. tasks=['arc_easy'].")
-    manager = task_manager(os.fspath(data_dir) if data_dir else None)
+    manager = task_manager()
     check_task_names(task_list, manager)
     was_training = (model.model if isinstance(model, ElasticLlamaLM) else model).training
     if isinstance(model, ElasticLlamaLM):
@@ -176,7 +179,7 @@ def evaluate(
     lm.set_subnet(subnet, check_space=check_space)
     target.eval()
     try:
-        with _quiet_lm_eval():
+        with _quiet_lm_eval(), using_data_dir(data_dir):
             raw = lm_eval.simple_evaluate(
                 model=lm,
                 tasks=task_list,

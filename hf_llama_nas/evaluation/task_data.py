@@ -1,17 +1,20 @@
 """Loaders of the offline evaluation sets for the task pack (`tasks/*.yaml`, `custom_dataset: !function ...`).
 
-Each loader reads the files under the data directory (`data_dir` from the task metadata, e.g.
-`TaskManager(metadata={"data_dir": ...})` or `lm_eval --metadata '{"data_dir": ...}'`; by default
-`hf_llama_nas.data.shared_data_dir()`), checks every row and returns a `DatasetDict` in the schema of the Hub
+Each loader reads the files under the data directory: `data_dir` from the task metadata (e.g.
+`lm_eval --metadata '{"data_dir": ...}'`), else the one `evaluate(..., data_dir=...)` set with `using_data_dir`,
+else `hf_llama_nas.data.shared_data_dir()`. It checks every row and returns a `DatasetDict` in the schema of the Hub
 dataset lm-eval's own task reads, so the YAMLs keep lm-eval's prompts, choices, targets and metrics verbatim.
 A missing file or a malformed row raises `TaskDataError` naming the file, the row and the fix; no row is dropped.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
+import os
 from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +33,26 @@ MMLU_DIR = Path("eval/mmlu")
 ARC_LABELS = "ABCDE"
 
 
+_DATA_DIR: ContextVar[str | None] = ContextVar("hf_llama_nas_eval_data_dir", default=None)
+
+
 class TaskDataError(LlamaNASError):
     """An evaluation data file is missing or holds a row that does not fit its task."""
 
 
+@contextlib.contextmanager
+def using_data_dir(data_dir: str | os.PathLike | None) -> Iterator[None]:
+    """Read the task pack's data from `data_dir` (None: the default) while the block runs; one task index serves all."""
+    token = _DATA_DIR.set(os.fspath(data_dir) if data_dir else None)
+    try:
+        yield
+    finally:
+        _DATA_DIR.reset(token)
+
+
 def data_path(relative: Path, data_dir: str | Path | None = None) -> Path:
     """`relative` inside the data directory, or an error saying where the file was expected and how to point there."""
+    data_dir = data_dir or _DATA_DIR.get()
     root = Path(data_dir).expanduser() if data_dir else shared_data_dir()
     path = root / relative
     if not path.is_file():
@@ -261,4 +278,4 @@ LOADERS: dict[str, Callable[..., datasets.DatasetDict]] = {
     "truthfulqa": truthfulqa,
 }
 
-__all__ = ["LOADERS", "TaskDataError", "data_path", "mmlu", "process_results_mc2"]
+__all__ = ["LOADERS", "TaskDataError", "data_path", "mmlu", "process_results_mc2", "using_data_dir"]
