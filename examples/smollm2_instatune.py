@@ -2,7 +2,7 @@
 super-network, compared with fine-tuning the full model alone and with `joint`; WikiText-2 perplexity of fixed
 sub-networks before and after.
 
-    OMP_NUM_THREADS=1 python examples/smollm2_instatune.py   # ~40 min on a busy 2-core CPU, offline
+    OMP_NUM_THREADS=1 python examples/smollm2_instatune.py   # ~30 min on a busy 2-core CPU, offline
     OMP_NUM_THREADS=1 python examples/smollm2_instatune.py --resume   # continue after an interruption (finished stages are kept)
 
 Stages (results are written to `--output` after each one):
@@ -73,10 +73,10 @@ def log(message: str) -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=60, help="optimizer steps per training run (default 60)")
+    parser.add_argument("--steps", type=int, default=100, help="optimizer steps per training run (default 100)")
     parser.add_argument("--block-size", type=int, default=128, help="tokens per training sequence (default 128)")
     parser.add_argument("--learning-rate", type=float, default=5e-5, help="peak learning rate (default 5e-5)")
-    parser.add_argument("--eval-tokens", type=int, default=1024, help="WikiText-2 test tokens scored (default 1024)")
+    parser.add_argument("--eval-tokens", type=int, default=2048, help="WikiText-2 test tokens scored (default 2048)")
     parser.add_argument("--stages", default="ordering,alternate,full_only,joint", help="comma-separated stages to run")
     parser.add_argument("--resume", action="store_true", help="keep finished stages of an existing --output")
     parser.add_argument("--output", type=Path, default=REPO_ROOT / "examples/results/smollm2_instatune.json")
