@@ -39,7 +39,7 @@ sys.path.insert(0, str(REPO_ROOT))
 from hf_llama_nas.data import smollm2_gguf_path, wikitext2_test_text  # noqa: E402
 from hf_llama_nas.evaluation import evaluate_perplexity  # noqa: E402
 from hf_llama_nas.modeling import ElasticLlamaForCausalLM, load_config_dict, resolve_checkpoint  # noqa: E402
-from hf_llama_nas.search import LINAS, NSGA2Search, Objective, RandomSearch  # noqa: E402
+from hf_llama_nas.search import LINAS, NSGA2Search, Objective, RandomSearch, ResultsStore  # noqa: E402
 from hf_llama_nas.search_space import SearchSpace, SubnetConfig  # noqa: E402
 
 WIDTHS = (512, 768, 1024, 1280, 1536)
@@ -120,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", default="linas,random,nsga2", help="methods to run (comma-separated)")
     parser.add_argument("--merge", type=Path, nargs="+", default=[],
                         help="previous results JSONs whose runs of the other methods (and these seeds) are kept")
+    parser.add_argument("--import-runs", type=Path, nargs="+", default=[],
+                        help="results directories of runs that were stopped early, reported as far as they got")
     parser.add_argument("--ablations", action="store_true",
                         help="also run LINAS variants on the first seed (what each design choice is worth)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared: 1 avoids oversubscription)")
@@ -155,6 +157,16 @@ def main(argv: list[str] | None = None) -> int:
                 run["curve"] = {int(k): v for k, v in run["curve"].items()}
                 run["bounds"] = previous["problem"]["hypervolume_bounds"]
                 runs.append(run)
+    for directory in args.import_runs:
+        store = ResultsStore.read(directory)
+        settings = store.header["algorithm"]
+        runs.append({"method": settings["name"], "seed": settings["seed"], "settings": settings,
+                     "evaluations": len(store), "curve": hv_curve(store, checkpoints), "complete": False,
+                     "real_evaluation_s": sum(cache.time_of(e.id) for e in store if e.id in cache.values),
+                     "machinery_s": 0.0, "machinery_fraction": 0.0,
+                     "best_perplexity": min(e.values["perplexity"] for e in store.ok()),
+                     "pareto_size": len(store.pareto()), "rounds": [],
+                     "bounds": {k: store.hypervolume()[k] for k in ("ideal", "reference")}})
     work = Path(tempfile.mkdtemp(prefix="bench_linas_"))
 
     def write(final: bool) -> dict[str, Any]:
@@ -181,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
                 if r["seed"] in nsga and target is not None:
                     needed = evals_to_reach(nsga[r["seed"]]["curve"], target)
                     matches.append({"seed": r["seed"], "linas_hypervolume": target, "nsga2_evals_to_match": needed,
+                                    "nsga2_evaluations_run": nsga[r["seed"]]["evaluations"],
+                                    "nsga2_best_hypervolume": max(nsga[r["seed"]]["curve"].values()),
                                     "ratio": None if needed is None else needed / args.budget})
             summary["linas"]["nsga2_evals_to_match_linas_at_budget"] = matches
             if nsga and all(r["seed"] in nsga for r in linas):

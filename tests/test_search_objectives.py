@@ -75,3 +75,15 @@ def test_log_scale_and_constraint_maths():
     accuracy = accuracy_objective("arc_easy").with_constraint(0.5)
     assert accuracy.to_min(0.7) == -0.7
     assert accuracy.violation(0.4) == pytest.approx(0.1) and accuracy.violation(0.6) == 0.0
+
+
+def test_copies_share_the_objective_and_its_function():
+    import copy
+
+    from hf_llama_nas.search.problem import SubnetProblem
+
+    heavy = torch.nn.Linear(4, 4)
+    objective = get_objective("params")
+    measured = type(objective)("probe", fn=lambda model, subnet: float(heavy.weight.sum()))
+    problem = copy.deepcopy(SubnetProblem(SPACE, [measured, objective]))
+    assert problem.objectives[0] is measured and problem.objectives[1] is objective

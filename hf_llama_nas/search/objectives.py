@@ -90,6 +90,14 @@ class Objective:
         if self.constraint is not None and not math.isfinite(float(self.constraint)):
             raise ObjectiveError(f"Objective {self.name!r}: the constraint must be a finite number, got {self.constraint!r}.")
 
+    def __copy__(self) -> Objective:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Objective:
+        """An objective is an immutable declaration: copies share it. pymoo deep-copies problems (and so their
+        objectives) every generation; copying `fn` would copy the model it measures with each time."""
+        return self
+
     @property
     def cheap(self) -> bool:
         return self.kind == "cheap"
