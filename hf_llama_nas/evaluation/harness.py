@@ -153,8 +153,9 @@ def evaluate(
     """Accuracy of `model` with `subnet` active (None: the full network, or the model's active one if it is plain).
 
     Returns `{name: {"acc": float, "acc_stderr": float, "acc_norm": float (tasks that have it),
-    "num_samples": int (tasks)}}` for every task and group evaluated (e.g. `"mmlu"` and its four categories
-    carry the size-weighted aggregate `acc`). `limit` is lm-eval's (first N documents, or a fraction);
+    "num_samples": int}}` for every task and group evaluated (e.g. `"mmlu"` and its four categories carry the
+    size-weighted aggregate `acc`). `limit` is lm-eval's (first N documents of each task, so of each MMLU subject,
+    or a fraction);
     `num_fewshot` overrides the tasks' defaults (the pack's MMLU is 5-shot, the others 0-shot). `tokenizer`
     defaults to the one stored with the model's checkpoint. With `return_raw=True` the result also holds lm-eval's
     whole output under `"_lm_eval"`.
