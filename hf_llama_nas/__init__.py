@@ -4,6 +4,8 @@ Importing the package registers its model types with the transformers Auto class
 `elastic_llama` (the super-network) and `llama_nas` (an extracted sub-network with per-layer MLP widths).
 """
 
+import logging
+
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
 from .errors import LlamaNASError, SearchSpaceError, SubnetError, UnsupportedModelError
@@ -12,6 +14,20 @@ from .modeling import ElasticLlamaConfig, ElasticLlamaForCausalLM, ElasticLlamaM
 from .search_space import ModelDims, SearchSpace, SubnetConfig
 
 __version__ = "0.1.0"
+
+
+class _KernelsHubFilter(logging.Filter):
+    """Drops bitsandbytes' warning that its *4-bit* CPU kernel could not be fetched from the Hub (`kernels` package).
+
+    It fires on import (peft and INT8 saving import bitsandbytes) on CPUs with AVX512-BF16; hf_llama_nas uses only
+    LLM.int8(), which needs no such kernel, and fetching one would need the Hub.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "gemm_4bit_forward from kernels-community" not in record.getMessage()
+
+
+logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(_KernelsHubFilter())
 
 AutoConfig.register(ElasticLlamaConfig.model_type, ElasticLlamaConfig, exist_ok=True)
 AutoModel.register(ElasticLlamaConfig, ElasticLlamaModel, exist_ok=True)
@@ -23,7 +39,8 @@ AutoModelForCausalLM.register(LlamaNASConfig, LlamaNASForCausalLM, exist_ok=True
 LlamaNASConfig.register_for_auto_class()
 LlamaNASForCausalLM.register_for_auto_class("AutoModelForCausalLM")
 
-#: Search names, imported on first use (pymoo and scikit-learn are slow to import and most commands never search).
+#: Pipeline-stage names, imported on first use (pymoo, scikit-learn, peft and lm-eval are slow to import and most
+#: commands need none of them).
 _LAZY_SEARCH = {
     "LINAS": "search",
     "NSGA2Search": "search",
@@ -33,6 +50,11 @@ _LAZY_SEARCH = {
     "ResultsStore": "search",
     "LINASCallback": "search.callback",
     "write_report": "reports",
+    "InstaTuneTrainer": "training",
+    "InstaTuneArguments": "training",
+    "apply_importance_ordering_": "training",
+    "get_elastic_peft_model": "training",
+    "evaluate": "evaluation",
 }
 
 
