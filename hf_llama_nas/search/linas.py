@@ -333,6 +333,8 @@ class SearchAlgorithm:
             distribution.barrier()
             if not distribution.is_main:
                 store = ResultsStore.open(output_dir, header, resume=True)
+            # Nobody appends before everybody has read the file: all must see the same evaluations.
+            distribution.barrier()
         else:
             store = ResultsStore(Path("results.jsonl"), {**header, "type": "header"}, [], [], write=False)
         evaluator = evaluator or SubnetEvaluator(self.objectives, dims, model)
