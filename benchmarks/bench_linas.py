@@ -197,6 +197,11 @@ def main(argv: list[str] | None = None) -> int:
                                     "nsga2_best_hypervolume": max(nsga[r["seed"]]["curve"].values()),
                                     "ratio": None if needed is None else needed / args.budget})
             summary["linas"]["nsga2_evals_to_match_linas_at_budget"] = matches
+            summary["linas"]["linas_evals_to_match_nsga2_at_its_budget"] = [
+                {"seed": r["seed"], "nsga2_evaluations": nsga[r["seed"]]["evaluations"],
+                 "nsga2_hypervolume": max(nsga[r["seed"]]["curve"].values()),
+                 "linas_evals_to_match": evals_to_reach(r["curve"], max(nsga[r["seed"]]["curve"].values()))}
+                for r in linas if r["seed"] in nsga]
             if nsga and all(r["seed"] in nsga for r in linas):
                 mean_curve = {k: statistics.fmean(nsga[r["seed"]]["curve"][k] for r in linas)
                               for k in checkpoints if all(k in nsga[r["seed"]]["curve"] for r in linas)}
