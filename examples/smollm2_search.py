@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO_ROOT))
 from hf_llama_nas.data import smollm2_gguf_path, wikitext2_test_text  # noqa: E402
 from hf_llama_nas.modeling import ElasticLlamaForCausalLM, load_config_dict, resolve_checkpoint  # noqa: E402
 from hf_llama_nas.reports import write_report  # noqa: E402
-from hf_llama_nas.search import LINAS, accuracy_objective, get_objective  # noqa: E402
+from hf_llama_nas.search import LINAS, ResultsStore, accuracy_objective, get_objective  # noqa: E402
 from hf_llama_nas.search_space import SearchSpace  # noqa: E402
 from hf_llama_nas.training import apply_importance_ordering_  # noqa: E402
 
@@ -49,7 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--output", type=Path, default=REPO_ROOT / "examples/results/search")
+    parser.add_argument("--report-only", action="store_true", help="only (re)write the report from the results file")
     args = parser.parse_args(argv)
+    if args.report_only:
+        summarise(args.output)
+        return 0
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
 
@@ -68,17 +72,28 @@ def main(argv: list[str] | None = None) -> int:
     search = LINAS(space, objectives, num_evals=args.num_evals, population=args.population,
                    batch_size=args.batch_size, seed=args.seed)
     result = search.run(model, output_dir=args.output, resume=True, evaluate_full=True)
-    store = result.store
+    summarise(args.output, {"evaluation_s_this_run": result.evaluation_s, "machinery_s_this_run": result.machinery_s,
+                            "wall_time_s_this_run": time.perf_counter() - started,
+                            "torch_threads": torch.get_num_threads()})
+    return 0
+
+
+def summarise(output: Path, extra: dict | None = None) -> None:
+    """Write the report (plots, notable.md) and summary.json from the results file alone."""
+    store = ResultsStore.read(output)
     full = store.reference
-    files = write_report(args.output)
+    files = write_report(output)
     best = store.best_under({"params": 0.75 * full.values["params"]}, "accuracy")
+    objectives = {o["name"]: o for o in store.objectives}
     summary = {
         "description": __doc__.split("\n\n")[0],
-        "search_space": space.to_dict(),
-        "num_subnets": space.num_subnets(),
-        "objectives": ["ARC-Easy acc on the first %d items (maximise)" % args.limit, "params (exact; minimise)"],
-        "budget": {"num_evals": args.num_evals, "population": args.population, "batch_size": args.batch_size,
-                   "evaluations_done": len(store), "failed": sum(not e.ok for e in store)},
+        "search_space": store.header["search_space"],
+        "num_subnets": store.space.num_subnets(),
+        "objectives": ["ARC-Easy acc on the first %s items (maximise)" % objectives["accuracy"]["options"]["limit"],
+                       "params (exact; minimise)"],
+        "algorithm": store.header["algorithm"],
+        "budget": {"planned_num_evals": store.header["algorithm"]["num_evals"], "evaluations_done": len(store),
+                   "failed": sum(not e.ok for e in store), "rounds_done": len(store.rounds)},
         "full_model": {"accuracy": full.values["accuracy"], "params": full.values["params"]},
         "best_at_most_0.75x_params": None if best is None else {
             "id": best.id, "subnet": best.subnet.to_dict(), "accuracy": best.values["accuracy"],
@@ -87,17 +102,14 @@ def main(argv: list[str] | None = None) -> int:
         "pareto": [{"id": e.id, "num_layers": e.subnet.num_layers, "accuracy": e.values["accuracy"],
                     "params": e.values["params"]} for e in store.pareto()],
         "table": files["table"],
-        "evaluation_s_this_run": result.evaluation_s,
-        "machinery_s_this_run": result.machinery_s,
-        "mean_evaluation_s": sum(e.time_s for e in store) / max(1, len(store)),
-        "wall_time_s_this_run": time.perf_counter() - started,
-        "machine": {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-                    "python": platform.python_version()},
+        "evaluation_s": [round(e.time_s, 1) for e in store],
+        "full_model_evaluation_s": full.time_s,
+        "machine": {"cpu_count": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version()},
+        **(extra or {}),
     }
-    (args.output / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (output / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(files["table"])
-    log(f"{len(store)} evaluations; results and report in {args.output}")
-    return 0
+    log(f"{len(store)} evaluations; results and report in {output}")
 
 
 if __name__ == "__main__":
