@@ -209,6 +209,11 @@ def markdown_table(store: ResultsStore, rows: list[dict[str, Any]] | None = None
     return "\n".join(lines)
 
 
+def _plain(point: dict[str, Any]) -> dict[str, float]:
+    """Objective values as plain floats, so the text shows `0.41`, not `np.float64(0.41)`."""
+    return {name: float(value) for name, value in point.items()}
+
+
 def write_report(results: str | os.PathLike, output: str | os.PathLike | None = None) -> dict[str, Any]:
     """Write the plots and `notable.md` for the search in `results` (a directory or results.jsonl)."""
     store = ResultsStore.read(results)
@@ -231,7 +236,7 @@ def write_report(results: str | os.PathLike, output: str | os.PathLike | None = 
     hv = store.hypervolume()
     text = (f"# Search report\n\n{len(store)} evaluations ({sum(not e.ok for e in store)} failed), "
             f"Pareto set of {len(store.pareto())}, normalised hypervolume {hv['hypervolume']:.4f} "
-            f"(ideal {hv['ideal']}, reference {hv['reference']}).\n\n{table}\n")
+            f"(ideal {_plain(hv['ideal'])}, reference {_plain(hv['reference'])}).\n\n{table}\n")
     (output / "notable.md").write_text(text, encoding="utf-8")
     files["notable.md"] = str(output / "notable.md")
     files["table"] = table
